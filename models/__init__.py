@@ -1,0 +1,1 @@
+"""SQLModel tables, the database engine, and the SOP spec with its loader."""

@@ -1,0 +1,82 @@
+"""Tables for what we sent: rendered messages by content hash, and the Delivery outcome log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import Index, Text
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
+
+
+class DeliveryStatus(StrEnum):
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"  # WeCom accepted the task; the staff member still has to confirm it
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DELIVERED = "delivered"
+    NOT_A_FRIEND = "not_a_friend"
+    OVER_WECOM_LIMIT = "over_wecom_limit"
+    UNCONFIRMED = "unconfirmed"
+    UNKNOWN = "unknown"  # caught mid-send and not reconcilable; never resent
+
+
+# Rows in these states are done for their idempotency key: a re-run never sends them again.
+# `failed` is not among them: WeCom accepted nothing, so a re-run may try again.
+FINAL_STATUSES = frozenset(
+    {
+        DeliveryStatus.SENT,
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.NOT_A_FRIEND,
+        DeliveryStatus.OVER_WECOM_LIMIT,
+        DeliveryStatus.UNCONFIRMED,
+        DeliveryStatus.UNKNOWN,
+        DeliveryStatus.SKIPPED,
+    }
+)
+
+
+class Message(SQLModel, table=True):
+    """A rendered text; identical texts share one row."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_hash: str = Field(max_length=64, unique=True)
+    content: str = Field(sa_type=Text)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class Delivery(SQLModel, table=True):
+    """One planned touch of one target (a customer or a group) and what became of it."""
+
+    __table_args__ = (
+        Index("ix_delivery_occurrence", "sop_id", "occurrence", "step"),
+        Index("ix_delivery_customer_time", "customer_id", "planned_at"),
+        Index("ix_delivery_group_time", "group_id", "planned_at"),
+        Index("ix_delivery_status", "status"),
+        Index("ix_delivery_msgid", "msgid"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=255, unique=True)
+    sop_id: str = Field(max_length=64)
+    step: str = Field(max_length=64)
+    occurrence: str = Field(max_length=64)  # e.g. 2026-11-24, or a campaign code + step
+    target_kind: str = Field(max_length=8)  # group | customer
+    target_id: str = Field(max_length=64)  # chat_id or external_userid
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    group_id: int | None = Field(default=None, foreign_key="customer_group.id")
+    channel: str = Field(max_length=16)
+    sender: str | None = Field(default=None, max_length=64)
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    status: str = Field(default=DeliveryStatus.PLANNED, max_length=16)
+    reason: str | None = Field(default=None, max_length=255)
+    errcode: int | None = None
+    msgid: str | None = Field(default=None, max_length=128)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    planned_at: dt.datetime = Field(sa_type=UTCDateTime)
+    not_before: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime)

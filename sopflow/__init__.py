@@ -1,0 +1,1 @@
+"""sopflow: run retail private-domain marketing SOPs on WeChat Work with Prefect."""
