@@ -1,0 +1,211 @@
+"""`make up`: schema, demo world, Prefect server, deployments, worker and today's first runs, until Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from sopflow.settings import PROJECT_ROOT, get_settings
+
+log = logging.getLogger("sopflow.up")
+EMULATOR_PORT = 8931
+WORKER_GRACE_SECONDS = 15
+
+
+@dataclass
+class Stack:
+    """The processes `up` started, stopped in reverse order."""
+
+    env: dict[str, str]
+    logs: Path
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log_file = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            list(args),
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches `up` only; it stops the children itself
+        )
+        self.processes.append((name, process))
+        return process
+
+    def run(self, *args: str) -> None:
+        """Run a command to completion; its output goes to the setup log."""
+        with (self.logs / "setup.log").open("ab") as log_file:
+            done = subprocess.run(
+                list(args),
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"`{' '.join(args)}` failed (exit {done.returncode}); see {self.logs / 'setup.log'}"
+            )
+
+    def stop(self) -> None:
+        for name, process in reversed(self.processes):
+            if process.poll() is not None:
+                continue
+            # The worker ignores SIGTERM for a minute (PrefectHQ/prefect#22528): SIGINT, then SIGKILL.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(WORKER_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop after SIGINT; killing it", name)
+                process.kill()
+                process.wait()
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def prefect_env(port: int) -> dict[str, str]:
+    """The environment every process `up` starts shares."""
+    api = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(PROJECT_ROOT / ".prefect"),
+        PREFECT_API_URL=api,
+        PREFECT_UI_API_URL=api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL="WARNING",
+    )
+    return env
+
+
+def wait_until(
+    url: str, seconds: float, what: str, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} while starting")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=2).ok:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not answer at {url} within {seconds:.0f} s")
+
+
+def port_answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def prepare_database(customers: int) -> None:
+    from models.demo import load_demo_world
+
+    from models.db import is_empty, upgrade
+
+    upgrade()
+    if is_empty():
+        log.info("loading the demo world (%d customers) …", customers)
+        load_demo_world(get_settings().database_url, customers=customers, progress=log.info)
+    else:
+        log.info("database already holds a world; reusing it")
+
+
+def choose_channel(stack: Stack) -> str:
+    """The real WeCom API when credentials are set, else the local emulator."""
+    settings = get_settings()
+    if settings.wecom_corp_id and settings.wecom_corp_secret.get_secret_value():
+        stack.env["SOPFLOW_CHANNEL"] = "wecom"
+        return f"WeCom API at {settings.wecom_api_base}"
+    base = f"http://127.0.0.1:{EMULATOR_PORT}"
+    if not port_answers(f"{base}/emulator/state"):
+        emulator = stack.start(
+            "emulator", _bin("sopflow"), "emulator", "--port", str(EMULATOR_PORT)
+        )
+        wait_until(f"{base}/emulator/state", 30, "the WeCom emulator", emulator)
+    stack.env.update(
+        SOPFLOW_CHANNEL="wecom",
+        WECOM_API_BASE=base,
+        WECOM_CORP_ID="demo-corp",
+        WECOM_CORP_SECRET="demo-secret",
+    )
+    return f"the local WeCom emulator at {base}"
+
+
+def start_prefect(stack: Stack, port: int) -> None:
+    api = stack.env["PREFECT_API_URL"]
+    if port_answers(f"{api}/health"):
+        raise RuntimeError(
+            f"something already serves {api}; stop it (or the other `make up`) first, or use `sopflow up --port`"
+        )
+    server = stack.start(
+        "server", _bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)
+    )
+    wait_until(f"{api}/health", 120, "the Prefect server", server)
+    stack.run(_bin("prefect"), "work-pool", "create", "sopflow", "--type", "process", "--overwrite")
+    stack.run(_bin("sopflow"), "deployments")
+    stack.run(_bin("prefect"), "--no-prompt", "deploy", "--all")
+    stack.start("worker", _bin("prefect"), "worker", "start", "--pool", "sopflow")
+
+
+def trigger_today(stack: Stack) -> list[str]:
+    """One run of each community SOP for today, so the UI shows results at once."""
+    from models.sop_loader import load_sops
+
+    names = [s.id for s in load_sops([get_settings().sop_dir]) if s.kind == "community"]
+    for name in names:
+        stack.run(_bin("prefect"), "deployment", "run", f"community-sop/{name}")
+    return names
+
+
+@contextlib.contextmanager
+def _running(stack: Stack) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        log.info("stopping everything `make up` started …")
+        stack.stop()
+
+
+def run_up(*, customers: int, port: int) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s  %(message)s", datefmt="%H:%M:%S")
+    logs = get_settings().data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stack = Stack(prefect_env(port), logs)
+    with _running(stack):
+        try:
+            prepare_database(customers)
+            channel = choose_channel(stack)
+            log.info("starting the Prefect server (first start takes ~15 s) …")
+            start_prefect(stack, port)
+            runs = trigger_today(stack)
+        except RuntimeError as error:
+            log.error("%s", error)
+            return 1
+        log.info("sending through %s", channel)
+        log.info("triggered today's runs: %s", ", ".join(runs))
+        log.info("Prefect UI: http://127.0.0.1:%d  (Runs, Deployments, Artifacts)", port)
+        log.info("logs: %s   database: %s", logs, get_settings().database_url)
+        log.info("running until Ctrl-C")
+        try:
+            while all(p.poll() is None for _, p in stack.processes):
+                time.sleep(1)
+            dead = [name for name, p in stack.processes if p.poll() is not None]
+            log.error("%s stopped unexpectedly; see %s", ", ".join(dead), logs)
+            return 1
+        except KeyboardInterrupt:
+            return 0

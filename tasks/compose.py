@@ -1,0 +1,78 @@
+"""Render each touch of a batch; identical texts are stored once as a Message."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from models.db import session_scope
+from models.delivery import DeliveryStatus
+from tasks.community_context import deals_for_group, deals_of_day, render_for_group
+from tasks.deliveries import attach_messages, set_status, store_message
+from tasks.plan import PlannedBatch, Touch
+from tasks.render import compile_step
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A touch with its rendered text, ready to dispatch."""
+
+    delivery_id: int
+    target_id: str
+    sender: str | None
+    content: str
+
+
+@dataclass
+class ComposedBatch:
+    ready: list[Composed] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    sample: str | None = None
+
+
+def compose_group_messages(
+    spec: Any, step: str, touches: list[Touch], *, day: dt.date, slot: str
+) -> ComposedBatch:
+    """Render the step for each group with its theme's deals; groups without deals are skipped."""
+    batch = ComposedBatch()
+    if not touches:
+        return batch
+    compiled = compile_step(spec, step)
+    no_deals: list[int] = []
+    with session_scope() as session:
+        deals = deals_of_day(day, slot, session=session)
+        message_ids: dict[str, int] = {}
+        by_message: dict[int, list[int]] = {}
+        for touch in touches:
+            group_deals = deals_for_group(deals, touch.target)
+            if not group_deals:
+                no_deals.append(touch.delivery_id)
+                continue
+            content = render_for_group(
+                compiled, spec, touch.target, group_deals, day=day, slot=slot
+            )
+            if content not in message_ids:
+                message_ids[content] = store_message(content, session=session)
+            by_message.setdefault(message_ids[content], []).append(touch.delivery_id)
+            batch.ready.append(
+                Composed(touch.delivery_id, touch.target.chat_id, touch.sender, content)
+            )
+        attach_messages(by_message, session=session)
+        reason = f"no {slot} deals today for this group's theme"
+        set_status(no_deals, DeliveryStatus.SKIPPED, session=session, reason=reason)
+    if no_deals:
+        batch.skipped[reason] = len(no_deals)
+    batch.sample = batch.ready[0].content if batch.ready else None
+    return batch
+
+
+@task(name="render-messages", cache_policy=NO_CACHE)
+def render_group_messages(
+    spec: Any, step: str, planned: PlannedBatch, day: dt.date, slot: str
+) -> ComposedBatch:
+    """Render the step for each group of the batch still to be sent."""
+    return compose_group_messages(spec, step, planned.touches, day=day, slot=slot)

@@ -1,0 +1,140 @@
+"""Send a batch of rendered touches through the configured channel and record each outcome."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from channels import get_channel
+from channels.base import Channel, MassMessage, chunk_targets
+from models.db import session_scope
+from models.delivery import DeliveryStatus
+from sopflow.clock import utcnow
+from sopflow.errors import ChannelError, ChannelTransient
+from sopflow.settings import get_settings
+from tasks.compose import Composed, ComposedBatch
+from tasks.deliveries import claim_for_sending, sendable_ids, set_status
+
+UNANSWERED = "no answer from WeCom; reconcile before any resend"
+
+
+@dataclass
+class DispatchResult:
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (status, reason) -> rows
+    calls: int = 0
+
+
+def dispatch(channel: Channel, chat_type: str, batch: Sequence[Composed]) -> DispatchResult:
+    """Group touches by (sender, text) into mass-message calls within the channel's limits.
+
+    Rows move planned → sending → sent | failed; a transient failure is re-raised after the
+    batch so the task retries only the rows that are still sendable.
+    """
+    result = DispatchResult()
+    transient: ChannelTransient | None = None
+    with session_scope() as session:
+        still_sendable = sendable_ids([c.delivery_id for c in batch], session=session)
+    groups: dict[tuple[str, str], list[Composed]] = defaultdict(list)
+    for composed in batch:
+        if composed.delivery_id in still_sendable:
+            groups[(composed.sender or "", composed.content)].append(composed)
+    for (sender, content), members in groups.items():
+        for chunk in chunk_targets(members, channel.max_targets(chat_type)):
+            error = _send_chunk(channel, chat_type, sender, content, chunk, result)
+            if isinstance(error, ChannelTransient):
+                transient = error
+    if transient is not None:
+        raise transient
+    return result
+
+
+def _send_chunk(
+    channel: Channel,
+    chat_type: str,
+    sender: str,
+    content: str,
+    chunk: Sequence[Composed],
+    result: DispatchResult,
+) -> ChannelError | None:
+    with session_scope() as session:
+        claimed = claim_for_sending([c.delivery_id for c in chunk], session=session)
+    chunk = [c for c in chunk if c.delivery_id in claimed]
+    if not chunk:
+        return None
+    ids = [c.delivery_id for c in chunk]
+    message = MassMessage(chat_type, sender, tuple(c.target_id for c in chunk), content)  # type: ignore[arg-type]
+    result.calls += 1
+    try:
+        receipt = channel.send_mass(message)
+    except ChannelError as error:
+        _record_failure(ids, error, result)
+        return error
+    refused = set(receipt.fail_list)
+    failed_ids = [c.delivery_id for c in chunk if c.target_id in refused]
+    sent_ids = [c.delivery_id for c in chunk if c.target_id not in refused]
+    with session_scope() as session:
+        set_status(
+            sent_ids,
+            DeliveryStatus.SENT,
+            session=session,
+            msgid=receipt.msgid,
+            sent_at=utcnow(),
+            errcode=0,
+        )
+        reason = "refused by WeCom (fail_list)"
+        set_status(
+            failed_ids, DeliveryStatus.FAILED, session=session, msgid=receipt.msgid, reason=reason
+        )
+    result.outcomes[(DeliveryStatus.SENT.value, "")] += len(sent_ids)
+    if failed_ids:
+        result.outcomes[(DeliveryStatus.FAILED.value, reason)] += len(failed_ids)
+    return None
+
+
+def _record_failure(ids: list[int], error: ChannelError, result: DispatchResult) -> None:
+    """A refused call fails its rows; a call that got no answer stays `sending` for reconciliation."""
+    unanswered = (
+        isinstance(error, ChannelTransient) and error.errcode is None and error.http_status is None
+    )
+    with session_scope() as session:
+        if unanswered:
+            set_status(ids, DeliveryStatus.SENDING, session=session, reason=UNANSWERED)
+            result.outcomes[(DeliveryStatus.SENDING.value, UNANSWERED)] += len(ids)
+            return
+        reason = str(error)[:255]
+        set_status(
+            ids, DeliveryStatus.FAILED, session=session, errcode=error.errcode, reason=reason
+        )
+    result.outcomes[(DeliveryStatus.FAILED.value, reason)] += len(ids)
+
+
+def is_transient(_task: Any, _run: Any, state: Any) -> bool:
+    """Retry only failures that may pass (busy, rate limited, 5xx)."""
+    try:
+        state.result()
+    except ChannelTransient:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="dispatch",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=is_transient,
+)
+def dispatch_batch(chat_type: str, composed: ComposedBatch) -> DispatchResult:
+    """Send the batch's rendered touches and record each outcome."""
+    channel = get_channel(get_settings())
+    try:
+        return dispatch(channel, chat_type, composed.ready)
+    finally:
+        channel.close()

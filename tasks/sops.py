@@ -1,0 +1,25 @@
+"""Load an SOP by id for a flow run, and decide whether it runs on a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from models.sop_loader import find_sop
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from sopflow.clock import runs_on
+from sopflow.settings import get_settings
+
+
+@task(name="load-sop", cache_policy=NO_CACHE)
+def load_sop_by_id(sop_id: str) -> Any:
+    """The validated SopSpec with this id from the SOP folder."""
+    return find_sop(sop_id, get_settings().sop_dir)
+
+
+def runs_that_day(spec: Any, day: dt.date) -> bool:
+    """Whether the SOP's `days` rule (China's official calendar) includes `day`."""
+    schedule = getattr(spec, "schedule", None)
+    return schedule is None or runs_on(day, schedule.days)
