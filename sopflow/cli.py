@@ -44,9 +44,8 @@ def demo_data(
     """Load the deterministic demo retail world into an empty database."""
     import time
 
-    from models.demo import load_demo_world
-
     from models.db import is_empty, upgrade
+    from models.demo import load_demo_world
 
     upgrade()
     if not is_empty():
@@ -87,7 +86,6 @@ def preview(
 ) -> None:
     """Render an SOP step with real rows from the database and count its recipients and tasks."""
     from models.sop_loader import load_sop
-
     from sopflow.clock import local_today
     from sopflow.errors import SopDefinitionError, SopError
     from sopflow.preview import preview_step

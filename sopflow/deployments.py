@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from models.sop_loader import load_sops
 
+from models.sop_loader import load_sops
 from sopflow.errors import SopDefinitionError
 
 WORK_POOL = "sopflow"

@@ -34,7 +34,9 @@ class SopError(Exception):
 class SopDefinitionError(SopError, ValueError):
     """An SOP file that cannot be used; `problems` holds each `path:line: error: …` line."""
 
-    def __init__(self, message: str, *, problems: list[str] | None = None, sop_id: str | None = None):
+    def __init__(
+        self, message: str, *, problems: list[str] | None = None, sop_id: str | None = None
+    ):
         super().__init__(message, sop_id=sop_id)
         self.problems = problems or [message]
 
@@ -42,7 +44,9 @@ class SopDefinitionError(SopError, ValueError):
 class TemplateError(SopError):
     """A step's template failed to render for a recipient."""
 
-    def __init__(self, message: str, *, sop_id: str | None, step: str | None, variable: str | None = None):
+    def __init__(
+        self, message: str, *, sop_id: str | None, step: str | None, variable: str | None = None
+    ):
         super().__init__(message, sop_id=sop_id, step=step)
         self.variable = variable
 

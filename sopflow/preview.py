@@ -8,13 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.render import compile_step
-
 from channels.base import MAX_CHAT_IDS
 from models.db import session_scope
 from sopflow.errors import SopError
 from tasks.audience import first_group, group_id_ranges, groups_in_range
 from tasks.community_context import deal_slot, deals_for_group, deals_of_day, render_for_group
+from tasks.render import compile_step
 
 
 @dataclass

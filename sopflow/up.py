@@ -113,9 +113,8 @@ def port_answers(url: str) -> bool:
 
 
 def prepare_database(customers: int) -> None:
-    from models.demo import load_demo_world
-
     from models.db import is_empty, upgrade
+    from models.demo import load_demo_world
 
     upgrade()
     if is_empty():
@@ -162,14 +161,45 @@ def start_prefect(stack: Stack, port: int) -> None:
     stack.start("worker", _bin("prefect"), "worker", "start", "--pool", "sopflow")
 
 
-def trigger_today(stack: Stack) -> list[str]:
+def trigger_today() -> list[tuple[str, str]]:
     """One run of each community SOP for today, so the UI shows results at once."""
+    from prefect.deployments import run_deployment
+
     from models.sop_loader import load_sops
 
-    names = [s.id for s in load_sops([get_settings().sop_dir]) if s.kind == "community"]
-    for name in names:
-        stack.run(_bin("prefect"), "deployment", "run", f"community-sop/{name}")
-    return names
+    names = sorted(s.id for s in load_sops([get_settings().sop_dir]) if s.kind == "community")
+    return [(name, str(run_deployment(f"community-sop/{name}", timeout=0).id)) for name in names]
+
+
+def wait_for_runs(runs: list[tuple[str, str]], seconds: float = 150) -> None:
+    """Report each triggered run's final state and what it recorded."""
+    from prefect import get_client
+
+    deadline = time.monotonic() + seconds
+    with get_client(sync_client=True) as client:
+        for name, run_id in runs:
+            while True:
+                state = client.read_flow_run(run_id).state
+                if (state and state.is_final()) or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            state_name = state.name if state else "unknown"
+            log.info("run %s: %s; %s", name, state_name, _delivery_summary(run_id))
+
+
+def _delivery_summary(run_id: str) -> str:
+    from sqlalchemy import func, select
+
+    from models.db import session_scope
+    from models.delivery import Delivery
+
+    with session_scope() as session:
+        rows = session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.flow_run_id == run_id)
+            .group_by(Delivery.status)
+        ).all()
+    return ", ".join(f"{status} {count}" for status, count in rows) or "no new Delivery rows"
 
 
 @contextlib.contextmanager
@@ -186,18 +216,22 @@ def run_up(*, customers: int, port: int) -> int:
     logs = get_settings().data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(prefect_env(port), logs)
+    os.environ.update(stack.env)  # this process talks to the same server through Prefect's client
     with _running(stack):
         try:
             prepare_database(customers)
             channel = choose_channel(stack)
             log.info("starting the Prefect server (first start takes ~15 s) …")
             start_prefect(stack, port)
-            runs = trigger_today(stack)
+            log.info("sending through %s", channel)
+            runs = trigger_today()
+            log.info(
+                "triggered today's runs: %s; waiting for them …", ", ".join(n for n, _ in runs)
+            )
+            wait_for_runs(runs)
         except RuntimeError as error:
             log.error("%s", error)
             return 1
-        log.info("sending through %s", channel)
-        log.info("triggered today's runs: %s", ", ".join(runs))
         log.info("Prefect UI: http://127.0.0.1:%d  (Runs, Deployments, Artifacts)", port)
         log.info("logs: %s   database: %s", logs, get_settings().database_url)
         log.info("running until Ctrl-C")

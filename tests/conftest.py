@@ -33,3 +33,39 @@ def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
     yield url
     db.dispose_engines()
     reset_settings()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """One PostgreSQL 15 server for the session's `postgres` tests."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(
+    postgres_server_url: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database that the settings point at for this test."""
+    from sqlalchemy import create_engine
+
+    name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.lower())[:50]
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    url = postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
+    monkeypatch.setenv("SOPFLOW_DATABASE_URL", url)
+    monkeypatch.setenv("SOPFLOW_DATA_DIR", str(tmp_path / "data"))
+    reset_settings()
+    db.dispose_engines()
+    db.upgrade(url)
+    yield url
+    db.dispose_engines()
+    reset_settings()

@@ -1,0 +1,86 @@
+"""The embedded default channel: records each mass message as a JSON line instead of sending it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from channels.base import MassMessage, SendReceipt, check_message, max_targets
+from sopflow.clock import DEFAULT_TZ, local, utcnow
+
+# One lock for every outbox in the process: several channels may share a file.
+_WRITE_LOCK = threading.Lock()
+
+
+class OutboxChannel:
+    """Writes one JSON line per `send_mass` call to `<directory>/<local date>.jsonl`."""
+
+    name = "outbox"
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        timezone: str = DEFAULT_TZ,
+    ) -> None:
+        self.directory = Path(directory)
+        self._clock = clock
+        self._timezone = timezone
+
+    def __repr__(self) -> str:
+        return f"OutboxChannel(directory={str(self.directory)!r})"
+
+    def max_targets(self, chat_type: str) -> int:
+        """WeCom's limits, so the outbox splits batches exactly as the real channel would."""
+        return max_targets(chat_type)
+
+    def send_mass(self, message: MassMessage) -> SendReceipt:
+        """Record `message` and return a fresh `outbox-…` msgid."""
+        check_message(message)
+        now = self._clock()
+        msgid = f"outbox-{uuid.uuid4().hex}"
+        record: dict[str, object] = {
+            "time": now.isoformat(),
+            "chat_type": message.chat_type,
+            "sender": message.sender,
+            "targets": list(message.targets),
+            "content": message.content,
+            "msgid": msgid,
+        }
+        self._append(self.path_for(now), record)
+        return SendReceipt(msgid=msgid)
+
+    def path_for(self, when: dt.datetime) -> Path:
+        """The file a message sent at `when` goes to: one per local calendar day."""
+        return self.directory / f"{local(when, self._timezone).date().isoformat()}.jsonl"
+
+    def read(self, day: dt.date) -> list[dict[str, object]]:
+        """The records written for local date `day` (empty when none)."""
+        path = self.directory / f"{day.isoformat()}.jsonl"
+        if not path.exists():
+            return []
+        with path.open(encoding="utf-8") as lines:
+            return [json.loads(line) for line in lines if line.strip()]
+
+    def close(self) -> None:
+        """Nothing to release: each write opens and closes its file."""
+
+    @staticmethod
+    def _append(path: Path, record: dict[str, object]) -> None:
+        """Append one line with a single O_APPEND write, under the process-wide lock."""
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        with _WRITE_LOCK:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)

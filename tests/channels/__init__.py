@@ -1,0 +1,1 @@
+"""Tests of the delivery channels, the WeCom client and its emulator."""
