@@ -1,0 +1,189 @@
+"""The community flow end to end: real SQLite, the real Prefect engine, the outbox and the emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from channels.emulator import WeComEmulator
+from flows.community import community_sop
+from models.db import session_scope
+from models.delivery import Delivery, Message
+from sopflow.settings import reset_settings
+from tests.factories import make_world
+
+DAY = dt.date(2026, 11, 24)  # a Tuesday, a working day
+
+
+def deliveries() -> list[Delivery]:
+    with session_scope() as session:
+        return list(session.exec(select(Delivery).order_by(Delivery.id)).scalars())
+
+
+def texts_by_target() -> dict[str, str]:
+    with session_scope() as session:
+        rows = session.execute(
+            select(Delivery.target_id, Message.content).join(
+                Message, Message.id == Delivery.message_id
+            )
+        ).all()
+    return dict(rows)
+
+
+@pytest.fixture
+def world(database_url: str):
+    return make_world(DAY, database_url)
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[WeComEmulator]:
+    """The WeCom channel pointed at a local emulator over loopback."""
+    with WeComEmulator() as server:
+        monkeypatch.setenv("SOPFLOW_CHANNEL", "wecom")
+        monkeypatch.setenv("WECOM_API_BASE", server.url)
+        monkeypatch.setenv("WECOM_CORP_ID", "test-corp")
+        monkeypatch.setenv("WECOM_CORP_SECRET", "test-secret")
+        reset_settings()
+        yield server
+
+
+def test_morning_price_records_one_sent_row_per_live_group_with_its_theme_deals(world) -> None:
+    summaries = community_sop(sop_id="morning-price", day=DAY)
+
+    rows = {row.target_id: row for row in deliveries()}
+    live = ["北京生鲜爱好者群", "北京生鲜二群", "上海母婴用品群", "上海酒水品鉴群"]
+    assert set(rows) == {world.chat_ids[name] for name in live}
+    beijing = rows[world.chat_ids["北京生鲜爱好者群"]]
+    assert (beijing.status, beijing.sender, beijing.channel) == ("sent", "zhangwei.bj01", "outbox")
+    assert beijing.msgid and beijing.flow_run_id and beijing.sent_at
+    assert beijing.idempotency_key == f"morning-price:main:2026-11-24:group:{beijing.target_id}"
+    wine = rows[world.chat_ids["上海酒水品鉴群"]]
+    assert wine.status == "skipped" and "no morning deals" in wine.reason
+    texts = texts_by_target()
+    assert "鸡蛋" in texts[beijing.target_id] and "3.99" in texts[beijing.target_id]
+    assert "平谷大桃" in texts[beijing.target_id]  # Beijing's own deal
+    shanghai = texts[world.chat_ids["上海母婴用品群"]]
+    assert "婴儿纸尿裤" in shanghai and "鸡蛋" not in shanghai and "平谷大桃" not in shanghai
+    assert summaries[0]["this_run"] == {
+        "sent": 3,
+        "skipped:no morning deals today for this group's theme": 1,
+    }
+
+
+def test_second_run_of_the_same_occurrence_sends_nothing_again(world, database_url: str) -> None:
+    community_sop(sop_id="morning-price", day=DAY)
+    before = [(r.id, r.status, r.msgid) for r in deliveries()]
+
+    summaries = community_sop(sop_id="morning-price", day=DAY)
+
+    assert [(r.id, r.status, r.msgid) for r in deliveries()] == before
+    assert summaries[0]["this_run"] == {}
+    assert summaries[0]["already_done"] == {"sent": 3, "skipped": 1}
+    outbox_lines = [
+        line
+        for path in (database_url_dir(database_url) / "data" / "outbox").glob("*.jsonl")
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(outbox_lines) == 3
+
+
+def database_url_dir(url: str) -> Path:
+    return Path(url.split(":///", 1)[1]).parent
+
+
+def test_evening_flash_sale_uses_the_evening_deals(world) -> None:
+    community_sop(sop_id="evening-flash-sale", day=DAY)
+
+    texts = texts_by_target()
+    beijing = texts[world.chat_ids["北京生鲜爱好者群"]]
+    assert "进口车厘子" in beijing and "鸡蛋" not in beijing
+
+
+def test_groups_are_sent_through_the_emulator_by_their_owner(
+    world, emulator: WeComEmulator
+) -> None:
+    community_sop(sop_id="morning-price", day=DAY)
+
+    sent = [r for r in deliveries() if r.status == "sent"]
+    assert len(sent) == 3 and all(r.channel == "wecom" and r.msgid for r in sent)
+    messages = emulator.messages
+    assert {(m["chat_type"], m["sender"]) for m in messages} == {
+        ("group", "zhangwei.bj01"),
+        ("group", "lina.sh01"),
+    }
+    recorded_chat_ids = {c for m in messages for c in m["targets"]}
+    assert recorded_chat_ids == {r.target_id for r in sent}
+
+
+def test_a_group_wecom_refuses_is_recorded_failed_and_retried_by_the_next_run(
+    world, emulator
+) -> None:
+    refused = world.chat_ids["上海母婴用品群"]
+    requests.post(f"{emulator.url}/emulator/config", json={"unknown_ids": [refused]}, timeout=5)
+
+    community_sop(sop_id="morning-price", day=DAY)
+
+    row = next(r for r in deliveries() if r.target_id == refused)
+    assert row.status == "failed" and "fail_list" in row.reason
+    requests.post(f"{emulator.url}/emulator/config", json={"unknown_ids": []}, timeout=5)
+    community_sop(sop_id="morning-price", day=DAY)
+    row = next(r for r in deliveries() if r.target_id == refused)
+    assert row.status == "sent"
+    assert sum(1 for r in deliveries() if r.status == "sent") == 3
+
+
+def test_a_busy_wecom_is_retried_and_the_groups_are_sent_once(world, emulator) -> None:
+    requests.post(f"{emulator.url}/emulator/config", json={"fail_next": [-1]}, timeout=5)
+
+    community_sop(sop_id="morning-price", day=DAY)
+
+    assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]
+    chat_ids = [c for m in emulator.messages for c in m["targets"]]
+    assert len(chat_ids) == len(set(chat_ids)) == 3
+
+
+def test_a_run_is_named_after_its_sop_and_occurrence(world) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    community_sop(sop_id="evening-flash-sale", day=DAY)
+    run_id = deliveries()[0].flow_run_id
+
+    async def name() -> str:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            )
+            return runs[0].name
+
+    import asyncio
+
+    assert asyncio.run(name()) == "evening-flash-sale 2026-11-24"
+
+
+def test_outbox_line_has_the_message_and_its_targets(world, database_url: str) -> None:
+    community_sop(sop_id="morning-price", day=DAY)
+
+    lines = [
+        json.loads(line)
+        for path in (database_url_dir(database_url) / "data" / "outbox").glob("*.jsonl")
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert {line["chat_type"] for line in lines} == {"group"}
+    assert sum(len(line["targets"]) for line in lines) == 3
+
+
+@pytest.mark.postgres
+def test_the_community_flow_runs_the_same_on_postgresql(postgres_url: str) -> None:
+    make_world(DAY, postgres_url)
+
+    community_sop(sop_id="morning-price", day=DAY)
+    community_sop(sop_id="morning-price", day=DAY)
+
+    assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]
