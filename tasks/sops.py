@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from models.sop_loader import find_sop
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from models.sop_loader import find_sop
 from sopflow.clock import runs_on
 from sopflow.settings import get_settings
 
