@@ -8,15 +8,26 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from models.sop_lint import lint_file
 from models.sop_loader import find_sop
 from sopflow.clock import runs_on
+from sopflow.errors import SopDefinitionError
 from sopflow.settings import get_settings
 
 
 @task(name="load-sop", cache_policy=NO_CACHE)
 def load_sop_by_id(sop_id: str) -> Any:
-    """The validated SopSpec with this id from the SOP folder."""
-    return find_sop(sop_id, get_settings().sop_dir)
+    """The SopSpec with this id, refused before anything is recorded if lint finds an error."""
+    spec = find_sop(sop_id, get_settings().sop_dir)
+    errors = lint_file(spec.path).errors
+    if errors:
+        raise SopDefinitionError(
+            f"{spec.path} has {len(errors)} error(s); fix them (see `sopflow lint`) and re-run:\n"
+            + "\n".join(str(p) for p in errors),
+            problems=[str(p) for p in errors],
+            sop_id=sop_id,
+        )
+    return spec
 
 
 def runs_that_day(spec: Any, day: dt.date) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from sqlmodel import select
+
 from models.commerce import Deal, Product
 from models.db import session_scope
 from models.people import CustomerGroup, Staff, Store
@@ -73,30 +75,27 @@ def make_world(day: dt.date, url: str | None = None) -> World:
             )
             world.chat_ids[name] = chat_id
             world.owners[name] = owner
-        for position, (
-            slot,
-            category,
-            region,
-            sku,
-            name,
-            unit,
-            price,
-            list_price,
-            limit,
-            stock,
-        ) in enumerate(DEALS):
-            product = Product(
-                sku=sku, name=name, category=category, unit=unit, list_price_fen=list_price
+        for _slot, category, _region, sku, name, unit, _price, list_price, *_ in DEALS:
+            session.add(
+                Product(sku=sku, name=name, category=category, unit=unit, list_price_fen=list_price)
             )
-            session.add(product)
-            session.flush()
+    add_deals(day, url)
+    return world
+
+
+def add_deals(day: dt.date, url: str | None = None) -> None:
+    """The world's morning and evening deals on `day`."""
+    with session_scope(url) as session:
+        products = {p.sku: p.id for p in session.exec(select(Product)).all()}
+        for position, deal in enumerate(DEALS):
+            slot, category, region, sku, _name, _unit, price, list_price, limit, stock = deal
             session.add(
                 Deal(
                     day=day,
                     slot=slot,
                     category=category,
                     region=region,
-                    product_id=product.id,
+                    product_id=products[sku],
                     price_fen=price,
                     list_price_fen=list_price,
                     limit_per_order=limit,
@@ -104,4 +103,3 @@ def make_world(day: dt.date, url: str | None = None) -> World:
                     position=position,
                 )
             )
-    return world

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from channels.emulator import WeComEmulator
 from flows.community import community_sop
 from models.db import session_scope
 from models.delivery import Delivery, Message
-from sopflow.settings import reset_settings
-from tests.factories import make_world
+from sopflow.errors import SopDefinitionError
+from sopflow.settings import PROJECT_ROOT, reset_settings
+from tests.factories import add_deals, make_world
 
 DAY = dt.date(2026, 11, 24)  # a Tuesday, a working day
 
@@ -187,3 +189,42 @@ def test_the_community_flow_runs_the_same_on_postgresql(postgres_url: str) -> No
     community_sop(sop_id="morning-price", day=DAY)
 
     assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]
+
+
+@pytest.fixture
+def sop_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped community SOPs that a test may edit."""
+    folder = tmp_path / "sop"
+    shutil.copytree(PROJECT_ROOT / "sop" / "community", folder / "community")
+    monkeypatch.setenv("SOPFLOW_SOP_DIR", str(folder))
+    reset_settings()
+    return folder
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+
+def test_a_workdays_sop_sends_nothing_on_a_public_holiday_but_runs_on_a_makeup_saturday(
+    world, sop_dir: Path
+) -> None:
+    edit(sop_dir / "community" / "morning-price.md", "days: everyday", "days: workdays")
+    add_deals(dt.date(2026, 10, 1))  # 国庆节: deals exist, yet it is no working day
+    add_deals(dt.date(2026, 10, 10))  # a Saturday worked in exchange (调休)
+
+    assert community_sop(sop_id="morning-price", day=dt.date(2026, 10, 1)) == []
+    assert deliveries() == []
+    community_sop(sop_id="morning-price", day=dt.date(2026, 10, 10))
+    assert {r.occurrence for r in deliveries()} == {"2026-10-10"}
+
+
+def test_an_sop_with_a_template_error_fails_before_anything_is_recorded(
+    world, sop_dir: Path
+) -> None:
+    edit(sop_dir / "community" / "morning-price.md", "{{ group.name }}", "{{ group.nmae }}")
+
+    with pytest.raises(SopDefinitionError) as raised:
+        community_sop(sop_id="morning-price", day=DAY)
+
+    assert "morning-price.md:" in str(raised.value) and "group.nmae" in str(raised.value)
+    assert deliveries() == []
