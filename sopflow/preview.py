@@ -71,8 +71,12 @@ def _preview_groups(spec: Any, step: str, day: dt.date, chat_id: str | None) -> 
     with session_scope() as session:
         shown = first_group(audience, session=session, chat_id=chat_id)
         if shown is None:
-            wanted = f"group {chat_id}" if chat_id else "any group"
-            raise SopError(f"{wanted} matches this SOP's audience in the database", sop_id=spec.id)
+            problem = (
+                f"group {chat_id} is not in the database or not in this SOP's audience"
+                if chat_id
+                else "no group in the database matches this SOP's audience; load one with `sopflow demo-data`"
+            )
+            raise SopError(problem, sop_id=spec.id)
         deals = deals_of_day(day, slot, session=session)
         shown_deals = deals_for_group(deals, shown)
         if not shown_deals:
