@@ -1,4 +1,4 @@
-"""Delivery channels (local outbox, WeCom API) behind one interface, and `get_channel` to pick one."""
+"""Delivery channels behind one interface and `get_channel` to pick one (group robots: `channels.robot`)."""
 
 from __future__ import annotations
 

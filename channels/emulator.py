@@ -8,6 +8,7 @@ Endpoints (WeCom's JSON shapes; see channels/EMULATOR.md):
     POST /cgi-bin/externalcontact/get_groupmsg_list_v2
     POST /cgi-bin/externalcontact/remind_groupmsg_send
     POST /cgi-bin/externalcontact/cancel_groupmsg_send
+    POST /cgi-bin/webhook/send                        (group robots, `?key=`)
 Admin: POST /emulator/config (JSON merge), GET /emulator/state, POST /emulator/reset.
 
 Use it in tests as `with WeComEmulator(EmulatorConfig(...)) as emu: ... emu.url`,
@@ -18,15 +19,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import logging
 import math
+import random
 import secrets
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,11 +44,16 @@ logger = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 EXTERNALCONTACT = "/cgi-bin/externalcontact/"
 GETTOKEN = "/cgi-bin/gettoken"
+WEBHOOK = "/cgi-bin/webhook/send"
 MAX_PAGE = 1000
 MAX_LIST_PAGE = 100
 MAX_ATTACHMENTS = 9
 MAX_LIST_WINDOW = 31 * 86400
 REMIND_WINDOW = 86400
+RATE_WINDOW = 60.0  # seconds: calls per minute are counted over a sliding minute
+MAX_ROBOT_TEXT_BYTES = 2048
+MAX_ROBOT_MARKDOWN_BYTES = 4096
+LOCAL_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # caps count local days
 
 
 @dataclass
@@ -58,16 +66,25 @@ class EmulatorConfig:
     confirm_share: float = 1.0  # share of (msgid, sender) tasks the staff member confirms
     confirm_delay_seconds: float = 0.0  # seconds after creation a confirming sender confirms
     dispatch_seconds: float = 0.0  # result APIs answer 41063 this long after creation
-    fail_next: list[Any] = field(
-        default_factory=list
-    )  # errcodes (or {"errcode", "path"}) to answer next
+    # errcodes (or {"errcode", "path"}) to answer next
+    fail_next: list[Any] = field(default_factory=list)
     http_500_next: int = 0  # answer the next n API calls with HTTP 500
+    lose_answer_next: int = 0  # carry out the next n API calls, then drop the connection
     delay_seconds: float = 0.0  # sleep before answering every API call
+    delay_jitter_seconds: float = 0.0  # plus a random 0..jitter seconds
+    rate_limit_per_minute: int | None = None  # calls per API per sliding minute; more → 45009
+    max_concurrent: int | None = None  # requests in flight per API; more → 45033
     deleted_ids: list[str] = field(default_factory=list)  # in fail_list; status 2 in results
     unknown_ids: list[str] = field(default_factory=list)  # in fail_list; absent from results
     capped_ids: list[str] = field(default_factory=list)  # status 3 (over the customer's limit)
-    customer_cap: int | None = None  # messages per customer per calendar month; more → status 3
+    # Mass messages a customer receives per local day / ISO week / month; more → status 3.
+    customer_cap_day: int | None = None
+    customer_cap_week: int | None = None
+    customer_cap_month: int | None = None
     remind_limit: int = 3  # reminders per msgid in 24 h; more → 41094
+    robot_keys: list[str] | None = None  # valid webhook keys (None: any); others → 93000
+    robot_disabled_keys: list[str] = field(default_factory=list)  # → 93004
+    robot_per_minute: int | None = 20  # posts per robot per sliding minute; more → 45009
 
     def merged(self, changes: JsonDict) -> EmulatorConfig:
         """A copy with `changes` applied; unknown keys raise `KeyError`."""
@@ -84,6 +101,15 @@ class EmulatorConfig:
             data["corp_secret"] = "***"
         return data
 
+    def caps(self) -> dict[str, int]:
+        """The per-customer caps in force, by period (`day`, `week`, `month`)."""
+        caps = {
+            "day": self.customer_cap_day,
+            "week": self.customer_cap_week,
+            "month": self.customer_cap_month,
+        }
+        return {period: cap for period, cap in caps.items() if cap is not None}
+
 
 @dataclass
 class _Message:
@@ -94,14 +120,13 @@ class _Message:
     fail_list: list[str]
     content: str
     create_time: float
-    capped: set[str] = field(default_factory=set)
+    seq: int  # creation order, to break ties between equal send times
+    attachments: list[JsonDict] = field(default_factory=list)
     reminders: list[float] = field(default_factory=list)
     cancelled_at: float | None = None
 
     def public(self) -> JsonDict:
-        data = dataclasses.asdict(self)
-        data["capped"] = sorted(self.capped)
-        return data
+        return dataclasses.asdict(self)
 
 
 class ApiError(Exception):
@@ -196,6 +221,7 @@ class WeComEmulator:
                 "calls": dict(self.calls),
                 "tokens_issued": self.tokens_issued,
                 "messages": [m.public() for m in self._messages.values()],
+                "robot_posts": {key: list(posts) for key, posts in self.robot_posts.items()},
             }
 
     @property
@@ -208,14 +234,17 @@ class WeComEmulator:
         self.tokens_issued = 0
         self._tokens: dict[str, float] = {}
         self._messages: dict[str, _Message] = {}
-        self._monthly: Counter[tuple[str, str]] = Counter()
+        self._by_customer: defaultdict[str, list[_Message]] = defaultdict(list)
+        self._accepted: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._in_flight: Counter[str] = Counter()
+        self.robot_posts: defaultdict[str, list[JsonDict]] = defaultdict(list)
 
     # -- request handling --------------------------------------------------
 
     def handle(
         self, method: str, path: str, query: dict[str, str], body: bytes
-    ) -> tuple[int, JsonDict]:
-        """Answer one request: (HTTP status, JSON body)."""
+    ) -> tuple[int, JsonDict] | None:
+        """Answer one request: (HTTP status, JSON body), or None to drop the connection."""
         if path.startswith("/emulator/"):
             return self._admin(method, path, body)
         route = _ROUTES.get((method, path))
@@ -223,32 +252,67 @@ class WeComEmulator:
             return 404, {"errcode": 404, "errmsg": f"no such endpoint: {method} {path}"}
         with self._lock:
             self.calls[path] += 1
-            delay = self.config.delay_seconds
-        if delay > 0:
-            time.sleep(delay)
+            self._in_flight[path] += 1
+            crowded = _over(self.config.max_concurrent, self._in_flight[path])
+            delay = self.config.delay_seconds + random.uniform(0, self.config.delay_jitter_seconds)
+        try:
+            if crowded:
+                return _error(45033)
+            if delay > 0:
+                time.sleep(delay)
+            return self._answer(path, route, query, body)
+        finally:
+            with self._lock:
+                self._in_flight[path] -= 1
+
+    def _answer(
+        self, path: str, route: _Route, query: dict[str, str], body: bytes
+    ) -> tuple[int, JsonDict] | None:
+        """The answer of a routed call, under the lock: faults, rate limit, token, then the route."""
         try:
             with self._lock:
                 if (fault := self._take_fault(path)) is not None:
                     return fault
-                if path != GETTOKEN:
+                if path not in _UNAUTHENTICATED:
+                    self._check_rate(path, self.config.rate_limit_per_minute)
                     self._check_token(query.get("access_token"))
-                return 200, {"errcode": 0, "errmsg": "ok", **route(self, query, _json(body))}
+                answer = {"errcode": 0, "errmsg": "ok", **route(self, query, _json(body))}
+                if path not in _UNAUTHENTICATED and self.config.lose_answer_next > 0:
+                    self.config.lose_answer_next -= 1
+                    return None  # done, but the caller never hears of it
+                return 200, answer
         except ApiError as err:
-            return 200, {"errcode": err.errcode, "errmsg": err.errmsg}
+            return _error(err.errcode, err.errmsg)
 
     def _take_fault(self, path: str) -> tuple[int, JsonDict] | None:
-        """An injected HTTP 500 or errcode for this call, if one is queued for it."""
-        scoped_to_token = path == GETTOKEN
-        if self.config.http_500_next > 0 and not scoped_to_token:
+        """An injected HTTP 500 or errcode for this call, if one is queued for it.
+
+        Plain entries hit token-authenticated API calls; gettoken and the robot webhook
+        only fail when an entry names their path.
+        """
+        plain = path not in _UNAUTHENTICATED
+        if self.config.http_500_next > 0 and plain:
             self.config.http_500_next -= 1
             return 500, {"errcode": -1, "errmsg": "emulated HTTP 500"}
         for i, entry in enumerate(self.config.fail_next):
             target = entry.get("path") if isinstance(entry, dict) else None
-            if (target is None and not scoped_to_token) or (target and path.endswith(target)):
+            if (target is None and plain) or (target and path.endswith(target)):
                 self.config.fail_next.pop(i)
                 code = int(entry["errcode"] if isinstance(entry, dict) else entry)
-                return 200, {"errcode": code, "errmsg": f"{meaning(code)} (emulated)"}
+                return _error(code, f"{meaning(code)} (emulated)")
         return None
+
+    def _check_rate(self, key: str, per_minute: int | None) -> None:
+        """45009 when `key` already had `per_minute` accepted calls in the last 60 s."""
+        if per_minute is None:
+            return
+        now = self.clock()
+        window = self._accepted[key]
+        while window and now - window[0] >= RATE_WINDOW:
+            window.popleft()
+        if len(window) >= per_minute:
+            raise ApiError(45009, "api freq out of limit (emulated)")
+        window.append(now)
 
     def _check_token(self, token: str | None) -> None:
         if not token:
@@ -303,24 +367,37 @@ class WeComEmulator:
             fail_list=[t for t in targets if t in dead],
             content=(body.get("text") or {}).get("content", ""),
             create_time=now,
+            seq=len(self._messages),
+            attachments=list(body.get("attachments") or []),
         )
-        if chat_type == "single":
-            message.capped = self._apply_cap(message, now)
         self._messages[msgid] = message
+        if chat_type == "single":
+            for target in set(targets) - set(message.fail_list):
+                self._by_customer[target].append(message)
         return {"fail_list": message.fail_list, "msgid": msgid}
 
-    def _apply_cap(self, message: _Message, now: float) -> set[str]:
-        """Count the message against each customer's monthly cap; the customers over it."""
-        month = time.strftime("%Y-%m", time.gmtime(now + 8 * 3600))
-        capped = set(self.config.capped_ids) & set(message.targets)
-        for target in message.targets:
-            if target in message.fail_list or target in capped:
-                continue
-            self._monthly[(target, month)] += 1
-            cap = self.config.customer_cap
-            if cap is not None and self._monthly[(target, month)] > cap:
-                capped.add(target)
-        return capped
+    def _over_cap(self, message: _Message, customer: str, now: float) -> bool:
+        """Whether `message` reached `customer` after the cap was used up (status 3).
+
+        The customer's messages count in send order, once sent; a capped one does not count.
+        """
+        caps = self.config.caps()
+        if not caps:
+            return False
+        sent = []
+        for other in self._by_customer[customer]:
+            at = self._confirmed_at(other, other.sender, now)
+            if at is not None:
+                sent.append((at, other.seq, other))
+        counts: Counter[tuple[str, str]] = Counter()
+        for at, _, other in sorted(sent, key=lambda item: item[:2]):
+            periods = [(period, _period(period, at)) for period in caps]
+            over = any(counts[p] >= caps[p[0]] for p in periods)
+            if other is message:
+                return over
+            if not over:
+                counts.update(periods)
+        return False
 
     def _get_groupmsg_task(self, _: dict[str, str], body: JsonDict) -> JsonDict:
         message = self._dispatched(body)
@@ -339,9 +416,10 @@ class WeComEmulator:
         return _paged(rows, body, "send_list", MAX_PAGE)
 
     def _send_rows(self, message: _Message, userid: str) -> list[JsonDict]:
-        sent_at = self._confirmed_at(message, userid, self.clock())
+        now = self.clock()
+        sent_at = self._confirmed_at(message, userid, now)
         deleted = set(self.config.deleted_ids)
-        key = "chat_id" if message.chat_type == "group" else "external_userid"
+        key = "external_userid" if message.chat_type == "single" else "chat_id"
         rows = []
         for target in message.targets:
             if target in message.fail_list and target not in deleted:
@@ -349,12 +427,18 @@ class WeComEmulator:
             row: JsonDict = {key: target, "userid": userid, "status": 0}
             if target in deleted:
                 row["status"] = 2
-            elif target in message.capped:
+            elif sent_at is not None and self._capped(message, target, now):
                 row["status"] = 3
             elif sent_at is not None:
                 row.update(status=1, send_time=int(sent_at))
             rows.append(row)
         return rows
+
+    def _capped(self, message: _Message, target: str, now: float) -> bool:
+        """Whether a sent `message` was refused to `target` for the customer's cap (status 3)."""
+        if message.chat_type != "single":
+            return False
+        return target in self.config.capped_ids or self._over_cap(message, target, now)
 
     def _get_groupmsg_list_v2(self, _: dict[str, str], body: JsonDict) -> JsonDict:
         try:
@@ -374,6 +458,7 @@ class WeComEmulator:
                 "create_time": int(m.create_time),
                 "create_type": 0,
                 "text": {"content": m.content},
+                "attachments": m.attachments,
             }
             for m in self._messages.values()
             if m.chat_type == chat_type
@@ -396,6 +481,18 @@ class WeComEmulator:
         if message.cancelled_at is not None:
             raise ApiError(41093)
         message.cancelled_at = self.clock()
+        return {}
+
+    def _webhook_send(self, query: dict[str, str], body: JsonDict) -> JsonDict:
+        key = query.get("key") or ""
+        known = self.config.robot_keys
+        if not key or (known is not None and key not in known):
+            raise ApiError(93000)
+        if key in self.config.robot_disabled_keys:
+            raise ApiError(93004)
+        _check_robot_message(body)
+        self._check_rate(f"{WEBHOOK}?{key}", self.config.robot_per_minute)
+        self.robot_posts[key].append({**body, "time": self.clock()})
         return {}
 
     # -- helpers -----------------------------------------------------------
@@ -428,7 +525,8 @@ class WeComEmulator:
         return at
 
 
-_ROUTES: dict[tuple[str, str], Callable[[WeComEmulator, dict[str, str], JsonDict], JsonDict]] = {
+_Route = Callable[[WeComEmulator, dict[str, str], JsonDict], JsonDict]
+_ROUTES: dict[tuple[str, str], _Route] = {
     ("GET", GETTOKEN): WeComEmulator._gettoken,
     ("POST", EXTERNALCONTACT + "add_msg_template"): WeComEmulator._add_msg_template,
     ("POST", EXTERNALCONTACT + "get_groupmsg_task"): WeComEmulator._get_groupmsg_task,
@@ -436,7 +534,29 @@ _ROUTES: dict[tuple[str, str], Callable[[WeComEmulator, dict[str, str], JsonDict
     ("POST", EXTERNALCONTACT + "get_groupmsg_list_v2"): WeComEmulator._get_groupmsg_list_v2,
     ("POST", EXTERNALCONTACT + "remind_groupmsg_send"): WeComEmulator._remind_groupmsg_send,
     ("POST", EXTERNALCONTACT + "cancel_groupmsg_send"): WeComEmulator._cancel_groupmsg_send,
+    ("POST", WEBHOOK): WeComEmulator._webhook_send,
 }
+_UNAUTHENTICATED = frozenset({GETTOKEN, WEBHOOK})  # no access_token, no plain faults
+
+
+def _error(errcode: int, errmsg: str | None = None) -> tuple[int, JsonDict]:
+    """A WeCom error answer: HTTP 200 with the errcode in the body."""
+    return 200, {"errcode": errcode, "errmsg": errmsg or meaning(errcode)}
+
+
+def _over(limit: int | None, count: int) -> bool:
+    return limit is not None and count > limit
+
+
+def _period(period: str, at: float) -> str:
+    """The local day, ISO week or month `at` falls in, as a string key."""
+    local = dt.datetime.fromtimestamp(at, LOCAL_TZ)
+    if period == "day":
+        return local.date().isoformat()
+    if period == "week":
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{local.year}-{local.month:02d}"
 
 
 def _json(body: bytes) -> JsonDict:
@@ -480,6 +600,21 @@ def _check_text(body: JsonDict) -> None:
         raise ApiError(44004)
     if len(content.encode("utf-8")) > MAX_TEXT_BYTES:
         raise ApiError(45002)
+
+
+def _check_robot_message(body: JsonDict) -> None:
+    """Refuse a robot message WeCom would: unknown type, empty or over-long text or markdown."""
+    msgtype = body.get("msgtype")
+    if msgtype not in ("text", "markdown", "image", "news", "file", "template_card"):
+        raise ApiError(40058, "invalid msgtype")
+    if msgtype not in ("text", "markdown"):
+        return
+    content = (body.get(msgtype) or {}).get("content") or ""
+    limit = MAX_ROBOT_TEXT_BYTES if msgtype == "text" else MAX_ROBOT_MARKDOWN_BYTES
+    if not content.strip():
+        raise ApiError(44004)
+    if len(content.encode("utf-8")) > limit:
+        raise ApiError(40058, f"{msgtype}.content exceed max length {limit}")
 
 
 def _paged(rows: list[JsonDict], body: JsonDict, key: str, max_limit: int) -> JsonDict:
@@ -554,7 +689,11 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, payload = self.server.emulator.handle(method, parts.path, query, body)
+        answer = self.server.emulator.handle(method, parts.path, query, body)
+        if answer is None:
+            self.close_connection = True  # the work is done; the caller gets no answer
+            return
+        status, payload = answer
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -2,53 +2,42 @@
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import logging
-import re
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import requests
 from pydantic import SecretStr
 
 from channels.base import MassMessage, SendReceipt, check_message, max_targets
-from channels.errcodes import OK, TOKEN_ERRCODES, error_for
-from sopflow.errors import ChannelAuthError, ChannelRateLimited, ChannelRejected, ChannelTransient
+from channels.errcodes import TOKEN_ERRCODES
+from channels.http import (
+    JsonDict,
+    errcode,
+    install_log_redaction,
+    raise_for_errcode,
+    redactor,
+    request_json,
+    strip_query,
+)
+from channels.limiter import KeyedRateLimiter
+from sopflow.errors import ChannelAuthError
 from sopflow.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["DEFAULT_CALLS_PER_MINUTE", "WeComClient", "strip_query"]
+
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
 EXTERNALCONTACT = "/cgi-bin/externalcontact"
 TOKEN_REFRESH_MARGIN = 60.0  # seconds: re-fetch a token that has less than this left
-_QUERY = re.compile(r"\?[^\s'\"<>)\]]*")
-
-JsonDict = dict[str, Any]
-
-
-def strip_query(text: str) -> str:
-    """`text` with every URL query string removed, so tokens and secrets in URLs never leak."""
-    return _QUERY.sub("", text)
-
-
-class _RedactQueryFilter(logging.Filter):
-    """Strips query strings from urllib3's request log lines (they carry the token)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(strip_query(a) if isinstance(a, str) else a for a in record.args)
-        return True
-
-
-def _install_log_redaction() -> None:
-    """Attach the redacting filter to urllib3's connection pool logger, once per process."""
-    pool_logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _RedactQueryFilter) for f in pool_logger.filters):
-        pool_logger.addFilter(_RedactQueryFilter())
+DEFAULT_CALLS_PER_MINUTE = 2000  # per API; WeCom allows 10,000 per API per company
+MAX_LIST_WINDOW = dt.timedelta(days=31)  # get_groupmsg_list_v2 refuses longer windows
 
 
 @dataclass(frozen=True)
@@ -64,7 +53,8 @@ class WeComClient:
     """WeCom server API client: `send_mass` via add_msg_template, plus delivery-result queries.
 
     Retries nothing except one token refresh on 40001/40014/42001; the caller's
-    Prefect task retries `ChannelTransient` with backoff.
+    Prefect task retries `ChannelTransient` with backoff. Every HTTP call first takes a
+    slot of `limiter`, keyed by API path (default 2,000 calls per minute per API).
     """
 
     name = "wecom"
@@ -78,6 +68,7 @@ class WeComClient:
         timeout: tuple[float, float] = (3.05, 15.0),
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
+        limiter: KeyedRateLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.corp_id = corp_id
@@ -86,9 +77,11 @@ class WeComClient:
         self._own_session = session is None
         self._session = session or requests.Session()
         self._clock = clock
+        self.limiter = limiter or KeyedRateLimiter(DEFAULT_CALLS_PER_MINUTE)
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
-        _install_log_redaction()
+        self._redact = redactor(self._secret_values)
+        install_log_redaction()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WeComClient:
@@ -98,6 +91,7 @@ class WeComClient:
             settings.wecom_corp_id,
             settings.wecom_corp_secret,
             timeout=(settings.wecom_connect_timeout, settings.wecom_read_timeout),
+            limiter=KeyedRateLimiter(settings.wecom_calls_per_minute),
         )
 
     def __repr__(self) -> str:
@@ -186,6 +180,54 @@ class WeComClient:
         payload = _page(payload, cursor, limit)
         return self._api("POST", f"{EXTERNALCONTACT}/get_groupmsg_list_v2", payload)
 
+    def iter_groupmsg_list_v2(
+        self,
+        chat_type: str,
+        start_time: int,
+        end_time: int,
+        *,
+        creator: str | None = None,
+        filter_type: int = 2,
+        limit: int = 100,
+    ) -> Iterator[JsonDict]:
+        """Every entry of `group_msg_list` created in [start_time, end_time], following the cursor."""
+        fetch = partial(
+            self.get_groupmsg_list_v2,
+            chat_type,
+            start_time,
+            end_time,
+            creator=creator,
+            filter_type=filter_type,
+            limit=limit,
+        )
+        return _pages(fetch, "group_msg_list")
+
+    def find_sent(
+        self,
+        sender: str,
+        content: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        chat_type: str,
+    ) -> list[JsonDict]:
+        """The mass messages `sender` created in [start, end] whose text equals `content`.
+
+        For reconciling a crashed dispatch: a chunk left in `sending` reached WeCom if a
+        message with its sender and exact text was created while it was being sent. Each
+        entry is a `group_msg_list` item (`msgid`, `creator`, `create_time`, `text` …).
+        The window is widened to whole seconds and may span at most 31 days.
+        """
+        if end < start or end - start > MAX_LIST_WINDOW:
+            raise ValueError("find_sent needs start <= end and a window of at most 31 days")
+        messages = self.iter_groupmsg_list_v2(
+            chat_type,
+            math.floor(start.timestamp()),
+            math.ceil(end.timestamp()),
+            creator=sender,
+        )
+        return [m for m in messages if (m.get("text") or {}).get("content") == content]
+
     def remind_groupmsg_send(self, msgid: str) -> None:
         """Remind the staff to confirm `msgid` (at most 3 times in 24 h, else 41094)."""
         self._api("POST", f"{EXTERNALCONTACT}/remind_groupmsg_send", {"msgid": msgid})
@@ -218,7 +260,7 @@ class WeComClient:
     def _fetch_token(self) -> _Token:
         params = {"corpid": self.corp_id, "corpsecret": self._secret.get_secret_value()}
         data = self._request("GET", "/cgi-bin/gettoken", params, None)
-        self._raise_for_errcode("GET", "/cgi-bin/gettoken", data)
+        raise_for_errcode("GET", "/cgi-bin/gettoken", data, self._redact)
         value = data.get("access_token")
         if not isinstance(value, str) or not value:
             raise ChannelAuthError("GET /cgi-bin/gettoken: answer without an access_token")
@@ -232,71 +274,27 @@ class WeComClient:
         """Call an API that needs the token; on a token errcode refresh once and retry once."""
         token = self.access_token()
         data = self._request(method, path, {"access_token": token}, payload)
-        if _errcode(data) in TOKEN_ERRCODES:
-            logger.info("WeCom refused the token (errcode %s); refreshing once", _errcode(data))
+        if errcode(data) in TOKEN_ERRCODES:
+            logger.info("WeCom refused the token (errcode %s); refreshing once", errcode(data))
             self._forget_token(token)
             data = self._request(method, path, {"access_token": self.access_token()}, payload)
-        self._raise_for_errcode(method, path, data)
+        raise_for_errcode(method, path, data, self._redact)
         return data
 
     def _request(
         self, method: str, path: str, params: dict[str, str], payload: JsonDict | None
     ) -> JsonDict:
-        """One HTTP exchange; transport failures and HTTP errors become `ChannelError`s."""
-        body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json; charset=utf-8"} if body else None
-        try:
-            response = self._session.request(
-                method, self.base_url + path, params=params, data=body, headers=headers,
-                timeout=self.timeout,
-            )  # fmt: skip
-        except requests.Timeout as exc:
-            raise ChannelTransient(f"{method} {path}: timed out: {self._redact(exc)}") from None
-        except requests.RequestException as exc:
-            raise ChannelTransient(
-                f"{method} {path}: {type(exc).__name__}: {self._redact(exc)}"
-            ) from None
-        with response:
-            return self._parse(method, path, response)
+        """One HTTP exchange, after taking a slot of this API's rate limit."""
+        self.limiter.acquire(path)
+        return request_json(
+            self._session, method, self.base_url, path,
+            params=params, payload=payload, timeout=self.timeout, redact=self._redact,
+        )  # fmt: skip
 
-    def _parse(self, method: str, path: str, response: requests.Response) -> JsonDict:
-        status = response.status_code
-        where = f"{method} {path}: HTTP {status}"
-        if status == 429:
-            raise ChannelRateLimited(f"{where} (too many requests)", http_status=status)
-        if status >= 500:
-            raise ChannelTransient(where, http_status=status)
-        if status >= 400:
-            raise ChannelRejected(where, http_status=status)
-        try:
-            data = response.json()
-        except ValueError:
-            raise ChannelTransient(f"{where}: answer is not JSON", http_status=status) from None
-        if not isinstance(data, dict):
-            raise ChannelTransient(f"{where}: answer is not a JSON object", http_status=status)
-        logger.debug("%s %s -> errcode %s", method, path, data.get("errcode", 0))
-        return data
-
-    def _raise_for_errcode(self, method: str, path: str, data: JsonDict) -> None:
-        code = _errcode(data)
-        if code != OK:
-            errmsg = self._redact(str(data.get("errmsg", "")))
-            raise error_for(code, f"{errmsg} [{method} {path}]".lstrip())
-
-    def _redact(self, text: object) -> str:
-        """`text` without URL query strings and without the secret or token values."""
-        clean = strip_query(str(text))
-        for secret in (self._secret.get_secret_value(), self._token.value if self._token else ""):
-            if secret:
-                clean = clean.replace(secret, "***")
-        return clean
-
-
-def _errcode(data: JsonDict) -> int:
-    try:
-        return int(data.get("errcode", OK))
-    except (TypeError, ValueError):
-        return -1
+    def _secret_values(self) -> tuple[str, str]:
+        """The values never to show: the corp secret and the current token."""
+        token = self._token
+        return self._secret.get_secret_value(), token.value if token else ""
 
 
 def _page(payload: JsonDict, cursor: str | None, limit: int) -> JsonDict:

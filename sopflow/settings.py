@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -37,6 +38,26 @@ class Settings(BaseSettings):
 
     # Audience streaming: recipients per Prefect task run.
     batch_size: int = Field(default=5000, alias="SOPFLOW_BATCH_SIZE", ge=1)
+
+    # Restraint (克制): quiet hours and frequency caps, shared by every SOP (tasks/guard.py, tasks/caps.py).
+    # Quiet hours are local time in `timezone`; a window may wrap midnight (22:00-08:00) and
+    # start == end disables it. 1:1 touches in quiet hours wait for `quiet_end`; group touches are skipped.
+    quiet_start: dt.time = Field(default=dt.time(22, 0), alias="SOPFLOW_QUIET_START")
+    quiet_end: dt.time = Field(default=dt.time(8, 0), alias="SOPFLOW_QUIET_END")
+    # Marketing touches per customer per local day, and per 30 local days ending today. 4/30 days is
+    # WeCom's older monthly rule (4 mass messages per customer per month); the current official rule
+    # allows one a day (up to the month's days), and admins may set e.g. 7 a week or 1 a day instead.
+    cap_customer_day: int = Field(default=1, alias="SOPFLOW_CAP_CUSTOMER_DAY", ge=0)
+    cap_customer_30d: int = Field(default=4, alias="SOPFLOW_CAP_CUSTOMER_30D", ge=0)
+    # Marketing touches per customer group per local day.
+    cap_group_day: int = Field(default=2, alias="SOPFLOW_CAP_GROUP_DAY", ge=0)
+
+    # Channel-side call limits and group robots (channels/limiter.py, channels/robot.py).
+    # Calls per minute per WeCom API from this process; WeCom allows 10,000 per company.
+    wecom_calls_per_minute: int = Field(default=2000, alias="WECOM_CALLS_PER_MINUTE", ge=1)
+    # JSON object of robot name -> webhook key, e.g. {"ops-bj": "KEY"}; a secret as a whole.
+    robot_keys: SecretStr = Field(default=SecretStr("{}"), alias="SOPFLOW_ROBOT_KEYS")
+    robot_per_minute: int = Field(default=20, alias="SOPFLOW_ROBOT_PER_MINUTE", ge=1, le=20)
 
     @property
     def outbox_dir(self) -> Path:

@@ -25,6 +25,10 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
+    def sleep(self, seconds: float) -> None:
+        """What a limiter calls to wait: the time passes at once."""
+        self.advance(seconds)
+
 
 @pytest.fixture
 def clock() -> FakeClock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -145,7 +147,7 @@ def test_confirm_share_decides_confirmation_deterministically_per_msgid_and_send
 
 
 def test_customer_cap_marks_sends_over_the_cap_with_status_3(emulator, token):
-    emulator.configure(customer_cap=1)
+    emulator.configure(customer_cap_month=1)
     post(emulator, SEND, single("wm-1"), token)
     second = post(emulator, SEND, single("wm-1", "wm-2"), token)["msgid"]
 
@@ -193,3 +195,133 @@ def test_stopped_emulator_refuses_connections_and_frees_its_port():
 
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/emulator/state", timeout=2)
+
+
+LIST = "/cgi-bin/externalcontact/get_groupmsg_list_v2"
+CANCEL = "/cgi-bin/externalcontact/cancel_groupmsg_send"
+DAY = 86400
+
+
+def statuses(emulator: WeComEmulator, msgid: str, token: str) -> dict[str, int]:
+    rows = post(emulator, RESULT, {"msgid": msgid, "userid": "lisi"}, token)["send_list"]
+    return {r["external_userid"]: r["status"] for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("cap", "gap", "expected"),
+    [
+        ({"customer_cap_day": 1}, 3600, [1, 3, 3, 3]),  # hourly: only the first that day
+        ({"customer_cap_day": 1}, DAY, [1, 1, 1, 1]),  # daily: each on its own day
+        ({"customer_cap_week": 2}, DAY, [1, 1, 3, 3]),  # Mon, Tue sent; Wed, Thu refused
+        ({"customer_cap_month": 3}, 2 * DAY, [1, 1, 1, 3]),  # Nov 10, 12, 14 sent; 16 refused
+        ({"customer_cap_month": 1}, 7 * DAY, [1, 3, 3, 1]),  # Dec 1 starts a new month
+    ],
+    ids=["day", "next-day", "week", "month", "next-month"],
+)
+def test_customer_caps_refuse_the_excess_with_status_3(emulator, clock, cap, gap, expected):
+    clock.now = 1_762_704_000  # Monday 2025-11-10 00:00 in Shanghai
+    emulator.configure(token_ttl=10**8, **cap)
+    token = get_token(emulator)["access_token"]
+    msgids = []
+    for i in range(4):
+        msgids.append(post(emulator, SEND, single("wm-1", f"wm-{i + 10}"), token)["msgid"])
+        clock.advance(gap)
+
+    results = [statuses(emulator, m, token) for m in msgids]
+
+    assert [r["wm-1"] for r in results] == expected
+    assert [r[f"wm-{i + 10}"] for i, r in enumerate(results)] == [1] * 4  # others unaffected
+
+
+def test_refused_and_unconfirmed_messages_do_not_use_up_the_cap(emulator, token, clock):
+    emulator.configure(customer_cap_week=2, confirm_delay_seconds=600)
+    cancelled = post(emulator, SEND, single("wm-1"), token)["msgid"]
+    post(emulator, CANCEL, {"msgid": cancelled}, token)  # never confirmed, never sent
+    sent = [post(emulator, SEND, single("wm-1"), token)["msgid"] for _ in range(3)]
+    clock.advance(600)
+
+    assert statuses(emulator, cancelled, token) == {"wm-1": 0}
+    assert [statuses(emulator, m, token)["wm-1"] for m in sent] == [1, 1, 3]
+
+
+def test_caps_count_in_send_order_across_senders(emulator, token):
+    emulator.configure(customer_cap_day=1)
+    body = {**single("wm-1"), "sender": "wangwu"}
+    first = post(emulator, SEND, body, token)["msgid"]
+    second = post(emulator, SEND, single("wm-1"), token)["msgid"]
+
+    first_rows = post(emulator, RESULT, {"msgid": first, "userid": "wangwu"}, token)["send_list"]
+    assert first_rows[0]["status"] == 1
+    assert statuses(emulator, second, token) == {"wm-1": 3}
+
+
+def test_rate_limit_per_minute_answers_45009_per_api_until_the_minute_passes(
+    emulator, token, clock
+):
+    emulator.configure(rate_limit_per_minute=2)
+    answers = [post(emulator, SEND, single("wm-1"), token)["errcode"] for _ in range(3)]
+    other_api = post(emulator, LIST, {"start_time": 0, "end_time": 10}, token)["errcode"]
+    clock.advance(59)
+    still_blocked = post(emulator, SEND, single("wm-1"), token)["errcode"]
+    clock.advance(1)
+    recovered = post(emulator, SEND, single("wm-1"), token)["errcode"]
+
+    assert answers == [0, 0, 45009]
+    assert (other_api, still_blocked, recovered) == (0, 45009, 0)
+    assert len(emulator.messages) == 3
+
+
+def test_max_concurrent_answers_45033_to_requests_beyond_the_limit(emulator, token):
+    emulator.configure(max_concurrent=2, delay_seconds=0.3)
+    start = threading.Barrier(4)
+
+    def send(_: int) -> int:
+        start.wait()
+        return post(emulator, SEND, single("wm-1"), token)["errcode"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = sorted(pool.map(send, range(4)))
+
+    assert answers == [0, 0, 45033, 45033]
+    assert len(emulator.messages) == 2
+
+
+def test_lose_answer_next_does_the_work_but_drops_the_connection(emulator, token):
+    emulator.configure(lose_answer_next=1)
+    url = f"{emulator.url}{SEND}?access_token={token}"
+
+    with pytest.raises(requests.ConnectionError):
+        requests.post(url, json=single("wm-1", content="lost"), timeout=2)
+
+    assert [m["content"] for m in emulator.messages] == ["lost"]
+    assert requests.post(url, json=single("wm-2"), timeout=2).json()["errcode"] == 0
+
+
+def test_list_v2_filters_by_window_creator_and_type_and_pages(emulator, token, clock):
+    start = int(clock.now)
+    for i in range(200):
+        body = {**single("wm-1", content=f"m{i}"), "sender": "lisi" if i % 4 else "wangwu"}
+        post(emulator, SEND, body, token)
+    clock.advance(10)
+    post(emulator, SEND, single("wm-1", content="late"), token)
+    window = {"chat_type": "single", "start_time": start, "end_time": start + 5}
+
+    first = post(emulator, LIST, {**window, "creator": "lisi"}, token)
+    second = post(
+        emulator, LIST, {**window, "creator": "lisi", "cursor": first["next_cursor"]}, token
+    )
+    company = post(emulator, LIST, {**window, "filter_type": 0, "limit": 1}, token)
+    member = post(emulator, LIST, {**window, "filter_type": 1}, token)
+
+    rows = first["group_msg_list"] + second["group_msg_list"]
+    assert len(first["group_msg_list"]) == 100 and second["next_cursor"] == ""
+    assert [r["text"]["content"] for r in rows] == [f"m{i}" for i in range(200) if i % 4]
+    assert {r["creator"] for r in rows} == {"lisi"} and all(r["msgid"] for r in rows)
+    assert company["group_msg_list"][0]["text"]["content"] == "m0"
+    assert member["group_msg_list"] == []
+
+
+def test_delay_jitter_is_accepted_and_documented_in_state(emulator):
+    emulator.configure(delay_jitter_seconds=0.01)
+
+    assert emulator.state()["config"]["delay_jitter_seconds"] == 0.01

@@ -30,7 +30,7 @@ def errcodes_in_api_notes() -> set[int]:
 def test_every_errcode_in_the_api_notes_is_mapped():
     found = errcodes_in_api_notes()
 
-    assert {-1, 40014, 42001, 45009, 45033, 93008} <= found  # the parser sees the codes
+    assert {-1, 40014, 42001, 45009, 45033, 93000, 93004, 93008} <= found  # the parser sees them
     assert not {91039, 92135, 90454} & found  # … and not the doc numbers
     assert found - set(ERRCODES) == set()
 
@@ -52,6 +52,9 @@ def test_every_mapping_has_a_channel_error_class_and_a_meaning():
         (40014, ChannelAuthError),
         (42001, ChannelAuthError),
         (40058, ChannelRejected),
+        (93000, ChannelAuthError),
+        (93004, ChannelRejected),
+        (93008, ChannelRejected),
         (12345, ChannelRejected),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ import pytest
 from channels import get_channel
 from channels.base import MAX_CHAT_IDS, MAX_TEXT_BYTES, MassMessage
 from channels.emulator import WeComEmulator
+from channels.limiter import KeyedRateLimiter
 from channels.outbox import OutboxChannel
 from channels.wecom import WeComClient
 from sopflow.errors import (
@@ -342,3 +344,88 @@ def test_get_channel_builds_outbox_by_default_and_wecom_client_on_request(tmp_pa
     assert wecom.base_url == "http://127.0.0.1:1"
     assert wecom.max_targets("group") == 2000 and wecom.max_targets("single") == 10000
     wecom.close()
+
+
+LIST = "/cgi-bin/externalcontact/get_groupmsg_list_v2"
+
+
+def at(clock_value: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(clock_value, dt.UTC)
+
+
+def test_find_sent_pages_through_list_v2_and_keeps_exact_text_from_the_sender(
+    client, emulator, clock
+):
+    start = at(clock.now)
+    for i in range(120):
+        client.send_mass(single(f"wm-{i}", content="会员日提醒" if i % 2 else "其他"))
+    client.send_mass(group("wr-1", content="会员日提醒"))  # another chat_type
+    client.send_mass(MassMessage("single", "wangwu", ("wm-1",), "会员日提醒"))  # another sender
+    clock.advance(5)
+
+    found = client.find_sent("lisi", "会员日提醒", start, at(clock.now), chat_type="single")
+
+    assert len(found) == 60 and {m["creator"] for m in found} == {"lisi"}
+    assert {m["msgid"] for m in found} <= {m["msgid"] for m in emulator.messages}
+    assert calls(emulator, LIST) == 2  # lisi's 120 single messages, 100 a page
+
+
+def test_find_sent_answers_whether_a_call_whose_answer_was_lost_reached_wecom(
+    client, emulator, clock
+):
+    start = at(clock.now)
+    emulator.configure(lose_answer_next=1)
+
+    with pytest.raises(ChannelTransient):
+        client.send_mass(single("wm-1", "wm-2", content="双十一预告"))
+    found = client.find_sent("lisi", "双十一预告", start, at(clock.now + 1), chat_type="single")
+    missing = client.find_sent("lisi", "别的内容", start, at(clock.now + 1), chat_type="single")
+
+    (recorded,) = emulator.messages
+    assert [m["msgid"] for m in found] == [recorded["msgid"]] and missing == []
+    assert calls(emulator, SEND) == 1  # the lost answer was not retried by the transport
+
+
+def test_find_sent_refuses_a_window_over_31_days(client):
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+    with pytest.raises(ValueError):
+        client.find_sent("lisi", "x", start, start + dt.timedelta(days=32), chat_type="single")
+
+
+def test_iter_groupmsg_list_v2_follows_the_cursor(client, emulator, clock):
+    for i in range(5):
+        client.send_mass(group(f"wr-{i}"))
+
+    rows = list(client.iter_groupmsg_list_v2("group", int(clock.now) - 1, int(clock.now), limit=2))
+
+    assert len(rows) == 5 and calls(emulator, LIST) == 3
+
+
+def test_client_limiter_holds_each_api_to_its_calls_per_minute(emulator, clock):
+    limiter = KeyedRateLimiter(3, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    with WeComClient(emulator.url, CORP_ID, CORP_SECRET, limiter=limiter) as wecom:
+        for i in range(7):
+            wecom.send_mass(single(f"wm-{i}"))
+
+    times = [m["create_time"] for m in emulator.messages]
+    assert times == [start] * 3 + [start + 60] * 3 + [start + 120]
+    assert calls(emulator, TOKEN) == 1  # gettoken has its own window
+
+
+def test_client_limiter_keeps_the_emulator_rate_limit_from_ever_answering_45009(emulator, clock):
+    emulator.configure(rate_limit_per_minute=5)
+    limiter = KeyedRateLimiter(5, clock=clock, sleep=clock.sleep)
+    with WeComClient(emulator.url, CORP_ID, CORP_SECRET, limiter=limiter) as wecom:
+        receipts = [wecom.send_mass(single(f"wm-{i}")) for i in range(12)]
+
+    assert all(r.msgid for r in receipts) and clock.now - 1_700_000_000 == 120
+
+
+def test_from_settings_takes_the_calls_per_minute(tmp_path):
+    settings = Settings(
+        SOPFLOW_CHANNEL="wecom", WECOM_API_BASE="http://127.0.0.1:1", WECOM_CALLS_PER_MINUTE=300
+    )
+    with WeComClient.from_settings(settings) as wecom:
+        assert wecom.limiter.rate == 300

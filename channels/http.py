@@ -1,0 +1,115 @@
+"""JSON-over-HTTP helpers shared by the WeCom clients: one exchange, errcode checks, secret redaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+
+from channels.errcodes import OK, error_for
+from sopflow.errors import ChannelRateLimited, ChannelRejected, ChannelTransient
+
+logger = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+Redact = Callable[[object], str]
+_QUERY = re.compile(r"\?[^\s'\"<>)\]]*")
+
+
+def strip_query(text: str) -> str:
+    """`text` with every URL query string removed, so tokens, secrets and keys in URLs never leak."""
+    return _QUERY.sub("", text)
+
+
+def redactor(secrets: Callable[[], Iterable[str]]) -> Redact:
+    """A function that strips query strings and masks every current value of `secrets()`."""
+
+    def redact(text: object) -> str:
+        clean = strip_query(str(text))
+        for secret in secrets():
+            if secret:
+                clean = clean.replace(secret, "***")
+        return clean
+
+    return redact
+
+
+class _RedactQueryFilter(logging.Filter):
+    """Strips query strings from urllib3's request log lines (they carry tokens and keys)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(strip_query(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach the redacting filter to urllib3's connection pool logger, once per process."""
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _RedactQueryFilter) for f in pool_logger.filters):
+        pool_logger.addFilter(_RedactQueryFilter())
+
+
+def request_json(
+    session: requests.Session,
+    method: str,
+    url: str,
+    path: str,
+    *,
+    params: dict[str, str],
+    payload: JsonDict | None,
+    timeout: tuple[float, float],
+    redact: Redact,
+) -> JsonDict:
+    """One HTTP exchange with `url + path`; transport failures and HTTP errors become `ChannelError`s."""
+    body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    headers = {"Content-Type": "application/json; charset=utf-8"} if body else None
+    try:
+        response = session.request(
+            method, url + path, params=params, data=body, headers=headers, timeout=timeout
+        )
+    except requests.Timeout as exc:
+        raise ChannelTransient(f"{method} {path}: timed out: {redact(exc)}") from None
+    except requests.RequestException as exc:
+        raise ChannelTransient(f"{method} {path}: {type(exc).__name__}: {redact(exc)}") from None
+    with response:
+        return _parse(method, path, response)
+
+
+def _parse(method: str, path: str, response: requests.Response) -> JsonDict:
+    status = response.status_code
+    where = f"{method} {path}: HTTP {status}"
+    if status == 429:
+        raise ChannelRateLimited(f"{where} (too many requests)", http_status=status)
+    if status >= 500:
+        raise ChannelTransient(where, http_status=status)
+    if status >= 400:
+        raise ChannelRejected(where, http_status=status)
+    try:
+        data = response.json()
+    except ValueError:
+        raise ChannelTransient(f"{where}: answer is not JSON", http_status=status) from None
+    if not isinstance(data, dict):
+        raise ChannelTransient(f"{where}: answer is not a JSON object", http_status=status)
+    logger.debug("%s %s -> errcode %s", method, path, data.get("errcode", 0))
+    return data
+
+
+def errcode(data: JsonDict) -> int:
+    """The answer's errcode (0 when absent; −1 when it is not a number)."""
+    try:
+        return int(data.get("errcode", OK))
+    except (TypeError, ValueError):
+        return -1
+
+
+def raise_for_errcode(method: str, path: str, data: JsonDict, redact: Redact) -> None:
+    """Raise the mapped `ChannelError` when the answer carries a nonzero errcode."""
+    code = errcode(data)
+    if code != OK:
+        errmsg = redact(str(data.get("errmsg", "")))
+        raise error_for(code, f"{errmsg} [{method} {path}]".lstrip())
