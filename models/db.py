@@ -18,7 +18,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 def all_tables() -> type[SQLModel]:
     """Import every table module so SQLModel.metadata knows the whole schema."""
-    from models import commerce, delivery, people  # noqa: F401
+    from models import commerce, delivery, people, restraint  # noqa: F401
 
     return SQLModel
 
@@ -77,7 +77,9 @@ def alembic_config(url: str | None = None) -> Any:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
+    config.set_main_option(
+        "sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%")
+    )
     return config
 
 
@@ -90,8 +92,11 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
 def is_empty(url: str | None = None) -> bool:
     """Whether the database holds no customers yet (or no schema at all)."""
-    engine = get_engine(url)
-    if not inspect(engine).has_table("customer"):
-        return True
-    with engine.connect() as conn:
-        return conn.exec_driver_sql("SELECT 1 FROM customer LIMIT 1").first() is None
+    engine = make_engine(url or get_settings().database_url)  # not pooled: bulk loads follow
+    try:
+        if not inspect(engine).has_table("customer"):
+            return True
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT 1 FROM customer LIMIT 1").first() is None
+    finally:
+        engine.dispose()

@@ -1,17 +1,22 @@
-"""Resolve an SOP's audience from the tables: id ranges to batch over, then the rows of one batch."""
+"""Resolve an SOP's audience (groups or customers) from the tables: id ranges to batch over, then one batch."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from prefect import task
-from sqlalchemy import func, select
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import BigInteger, Select, cast, func, or_, select
 from sqlmodel import Session, col
 
 from models.db import session_scope
-from models.people import CustomerGroup, Staff
+from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Tag
+from sopflow.clock import utcnow
 
 IdRange = tuple[int, int]
 
@@ -46,15 +51,38 @@ def _group_filters(groups: Any) -> list[Any]:
     return clauses
 
 
+def id_ranges(
+    id_column: Any, where: Sequence[Any], *, batch_size: int, session: Session
+) -> list[IdRange]:
+    """Inclusive id ranges of `batch_size` matching rows each, computed in the database.
+
+    Only the first id of each batch and the last id come back (row_number() over the ids), so
+    a million-row audience costs a few hundred rows in Python, not a million.
+    """
+    numbered = (
+        select(
+            id_column.label("id"),
+            func.row_number().over(order_by=id_column).label("n"),
+            func.count().over().label("total"),
+        )
+        .where(*where)
+        .subquery()
+    )
+    bounds = session.execute(
+        select(numbered.c.id, numbered.c.n)
+        .where(or_((numbered.c.n - 1) % batch_size == 0, numbered.c.n == numbered.c.total))
+        .order_by(numbered.c.n)
+    ).all()
+    starts = [first for first, n in bounds if (n - 1) % batch_size == 0]
+    ends = [start - 1 for start in starts[1:]] + [bounds[-1][0]] if bounds else []
+    return list(zip(starts, ends, strict=True))
+
+
 def group_id_ranges(groups: Any, *, batch_size: int, session: Session) -> list[IdRange]:
     """Inclusive id ranges that split the matching groups into batches of `batch_size`."""
-    ids = session.exec(
-        select(CustomerGroup.id).where(*_group_filters(groups)).order_by(CustomerGroup.id)
-    ).all()
-    return [
-        (ids[start][0], ids[min(start + batch_size, len(ids)) - 1][0])
-        for start in range(0, len(ids), batch_size)
-    ]
+    return id_ranges(
+        col(CustomerGroup.id), _group_filters(groups), batch_size=batch_size, session=session
+    )
 
 
 def count_groups(groups: Any, *, session: Session) -> int:
@@ -108,3 +136,177 @@ def first_group(groups: Any, *, session: Session, chat_id: str | None = None) ->
         return None
     found: Sequence[GroupTarget] = groups_in_range(None, (first, first), session=session)
     return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class CustomerTarget:
+    """A customer as the guards, the templates and the dispatcher need them (no phone, ever)."""
+
+    id: int
+    external_userid: str
+    name: str
+    region: str
+    tier: str
+    stage: str
+    stage_since: dt.datetime
+    contact_state: str  # active | deleted: not filtered here, the guard records the skip
+    last_order_at: dt.datetime | None
+    owner_userid: str | None
+    owner_name: str | None
+
+
+def customer_select() -> Select[Any]:
+    """SELECT the CustomerTarget columns, with the owner staff member's userid and name."""
+    return select(
+        Customer.id,
+        Customer.external_userid,
+        Customer.name,
+        Customer.region,
+        Customer.tier,
+        Customer.stage,
+        Customer.stage_since,
+        Customer.contact_state,
+        Customer.last_order_at,
+        Staff.userid,
+        Staff.name,
+    ).outerjoin(Staff, col(Staff.id) == col(Customer.owner_staff_id))
+
+
+def customer_filters(customers: Any, *, as_of: dt.datetime | None = None) -> list[Any]:
+    """WHERE clauses for a `customers:` audience; every value is a bound parameter.
+
+    `last_purchase_days: {gte: 30, lte: 90}` means the last order was between 90 and 30 days
+    (of 24 h) before `as_of`; customers who never ordered match no `last_purchase_days`.
+    """
+    clauses: list[Any] = []
+    if customers is None:
+        return clauses
+    for field, column in (
+        ("stage", Customer.stage),
+        ("tier", Customer.tier),
+        ("region", Customer.region),
+    ):
+        values = getattr(customers, field, None)
+        if values:
+            clauses.append(col(column).in_(list(values)))
+    if customers.tags_any:
+        clauses.append(_has_tag(customers.tags_any))
+    if customers.tags_none:
+        clauses.append(~_has_tag(customers.tags_none))
+    clauses.extend(_recency_filters(customers.last_purchase_days, as_of or utcnow()))
+    return clauses
+
+
+def _has_tag(names: Sequence[str]) -> Any:
+    """EXISTS a tag of the customer named one of `names`."""
+    return (
+        select(CustomerTag.customer_id)
+        .join(Tag, col(Tag.id) == col(CustomerTag.tag_id))
+        .where(col(CustomerTag.customer_id) == col(Customer.id), col(Tag.name).in_(list(names)))
+        .exists()
+    )
+
+
+def _recency_filters(days: Any, as_of: dt.datetime) -> list[Any]:
+    if days is None:
+        return []
+    clauses = []
+    if days.gte is not None:
+        clauses.append(col(Customer.last_order_at) <= as_of - dt.timedelta(days=days.gte))
+    if days.lte is not None:
+        clauses.append(col(Customer.last_order_at) >= as_of - dt.timedelta(days=days.lte))
+    return clauses
+
+
+def reachable_filters(category: str | None) -> list[Any]:
+    """Still a contact and not opted out of `category`: the guards before caps, as SQL."""
+    clauses: list[Any] = [col(Customer.contact_state) == "active"]
+    if category:
+        opted_out = select(OptOut.customer_id).where(
+            col(OptOut.customer_id) == col(Customer.id), col(OptOut.category) == category
+        )
+        clauses.append(~opted_out.exists())
+    return clauses
+
+
+def customer_id_ranges(
+    customers: Any, *, batch_size: int, session: Session, as_of: dt.datetime | None = None
+) -> list[IdRange]:
+    """Inclusive id ranges that split the matching customers into batches of `batch_size`."""
+    where = customer_filters(customers, as_of=as_of)
+    return id_ranges(col(Customer.id), where, batch_size=batch_size, session=session)
+
+
+def count_customers(customers: Any, *, session: Session, as_of: dt.datetime | None = None) -> int:
+    """How many customers match a `customers:` audience (deleted contacts included)."""
+    where = customer_filters(customers, as_of=as_of)
+    return int(session.exec(select(func.count()).select_from(Customer).where(*where)).one()[0])
+
+
+def customers_in_range(
+    customers: Any, id_range: IdRange, *, session: Session, as_of: dt.datetime | None = None
+) -> list[CustomerTarget]:
+    """The matching customers whose ids fall in `id_range`, in id order."""
+    low, high = id_range
+    statement = (
+        customer_select()
+        .where(*customer_filters(customers, as_of=as_of), col(Customer.id).between(low, high))
+        .order_by(Customer.id)
+    )
+    return [CustomerTarget(*row) for row in session.execute(statement).all()]
+
+
+@task(name="plan-customer-batches", cache_policy=NO_CACHE)
+def plan_customer_batches(
+    customers: Any, batch_size: int, as_of: dt.datetime | None = None
+) -> list[IdRange]:
+    """Split the SOP's customer audience into id ranges, one task run each."""
+    with session_scope() as session:
+        return customer_id_ranges(customers, batch_size=batch_size, session=session, as_of=as_of)
+
+
+@task(name="resolve-customers", cache_policy=NO_CACHE)
+def resolve_customers(
+    customers: Any, id_range: IdRange, as_of: dt.datetime | None = None
+) -> list[CustomerTarget]:
+    """The customers of one batch."""
+    with session_scope() as session:
+        return customers_in_range(customers, id_range, session=session, as_of=as_of)
+
+
+# Holdout: a keyed integer hash of (customer id, SOP id) that Python and SQL compute alike, so
+# the guard (Python) and the day planner (INSERT ... SELECT) agree on who is held out. Every
+# intermediate stays below 2**63 in SQLite and PostgreSQL bigint arithmetic.
+HOLDOUT_PRIME = 2_147_483_647  # 2**31 - 1
+
+
+@cache
+def _holdout_keys(sop_id: str) -> tuple[int, int, int, int]:
+    digest = hashlib.sha256(sop_id.encode("utf-8")).digest()
+    a, b, c, d = (int.from_bytes(digest[i : i + 8], "big") % HOLDOUT_PRIME for i in (0, 8, 16, 24))
+    return a or 1, b, c, d
+
+
+def holdout_bucket(customer_id: Any, sop_id: str) -> Any:
+    """A stable pseudo-random bucket in [0, 2**31 - 1) for an int, or the same as a SQL expression.
+
+    An affine step keyed by the SOP, then two quadratic steps mixing it; stable across days and runs.
+    """
+    a, b, c, d = _holdout_keys(sop_id)
+    bucket = (customer_id % HOLDOUT_PRIME * a + b) % HOLDOUT_PRIME
+    bucket = (bucket * bucket + c) % HOLDOUT_PRIME
+    return (bucket * bucket + d) % HOLDOUT_PRIME
+
+
+def holdout_threshold(share: float) -> int:
+    return int(share * HOLDOUT_PRIME)
+
+
+def is_held_out(customer_id: int, sop_id: str, share: float) -> bool:
+    """Whether the customer is in the SOP's control group of about `share` of its audience."""
+    return share > 0 and holdout_bucket(customer_id, sop_id) < holdout_threshold(share)
+
+
+def held_out_clause(sop_id: str, share: float) -> Any:
+    """SQL twin of `is_held_out` for `customer.id`."""
+    return holdout_bucket(cast(col(Customer.id), BigInteger), sop_id) < holdout_threshold(share)

@@ -1,16 +1,23 @@
-"""Small hand-built worlds for tests: stores, staff, groups, products and today's deals."""
+"""Small hand-built worlds for tests: stores, staff, groups, customers, products, deals and 1:1 SOPs."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import insert
+from sqlmodel import col, select
 
 from models.commerce import Deal, Product
 from models.db import session_scope
-from models.people import CustomerGroup, Staff, Store
+from models.delivery import Delivery, DeliveryStatus
+from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Store, Tag
+from models.sop_spec import SopSpec
 from sopflow.clock import utcnow
+from tasks.audience import CustomerTarget, customer_id_ranges, customers_in_range
+from tasks.deliveries import Occurrence, set_status
+from tasks.plan import PlannedBatch, plan_customers
 
 
 @dataclass
@@ -103,3 +110,125 @@ def add_deals(day: dt.date, url: str | None = None) -> None:
                     position=position,
                 )
             )
+
+
+def add_customers(
+    count: int,
+    *,
+    url: str | None = None,
+    owner: str = "zhangwei.bj01",
+    first: int = 0,
+    **fields: Any,
+) -> list[int]:
+    """`count` customers of `owner` (dormant bronze 上海 contacts unless `fields` say otherwise)."""
+    now = utcnow()
+    with session_scope(url) as session:
+        owner_id = session.exec(select(Staff.id).where(Staff.userid == owner)).one()
+        rows = [
+            {
+                "external_userid": f"wmTEST{first + i:07d}",
+                "name": f"客户{first + i}",
+                "phone": f"1380000{first + i:04d}",
+                "region": "上海",
+                "owner_staff_id": owner_id,
+                "tier": "bronze",
+                "stage": "dormant",
+                "stage_since": now - dt.timedelta(days=40),
+                "added_at": now - dt.timedelta(days=400),
+                "contact_state": "active",
+                "last_order_at": now - dt.timedelta(days=45),
+                **fields,
+            }
+            for i in range(count)
+        ]
+        session.execute(insert(Customer), rows)
+        external_ids = [row["external_userid"] for row in rows]
+        found = session.exec(
+            select(Customer.id).where(col(Customer.external_userid).in_(external_ids))
+        ).all()
+    return sorted(found)
+
+
+def tag_customers(tag: str, customer_ids: list[int], url: str | None = None) -> None:
+    """Give `customer_ids` the manual tag `tag` (created on first use)."""
+    with session_scope(url) as session:
+        found = session.exec(select(Tag).where(Tag.name == tag)).first()
+        if found is None:
+            found = Tag(name=tag, group_name="属性")
+            session.add(found)
+            session.flush()
+        session.add_all(
+            CustomerTag(customer_id=i, tag_id=found.id, created_at=utcnow()) for i in customer_ids
+        )
+
+
+def opt_out(customer_ids: list[int], category: str, url: str | None = None) -> None:
+    """The customers no longer want promotions of `category`."""
+    with session_scope(url) as session:
+        session.add_all(
+            OptOut(customer_id=i, category=category, created_at=utcnow()) for i in customer_ids
+        )
+
+
+def customer_sop(
+    sop_id: str = "dormant-care",
+    *,
+    priority: str = "normal",
+    cron: str = "0 9 * * *",
+    days: str = "everyday",
+    category: str = "fresh",
+    steps: list[dict[str, str]] | None = None,
+    **audience: Any,
+) -> SopSpec:
+    """A 1:1 SOP (kind lifecycle, channel customer) built in code; `audience` is its `customers:`."""
+    return SopSpec(
+        id=sop_id,
+        title=sop_id,
+        kind="lifecycle",
+        channel="customer",
+        category=category,
+        priority=priority,
+        schedule={"cron": cron, "days": days},
+        audience={"customers": audience},
+        steps=steps,
+    )
+
+
+def audience_of(spec: SopSpec) -> list[CustomerTarget]:
+    """Every customer of the SOP's `customers:` audience, as one batch."""
+    customers = spec.audience.customers if spec.audience else None
+    with session_scope() as session:
+        ranges = customer_id_ranges(customers, batch_size=10**6, session=session)
+        return [c for r in ranges for c in customers_in_range(customers, r, session=session)]
+
+
+def occurrence_of(spec: SopSpec, day: dt.date, step: str = "main") -> Occurrence:
+    return Occurrence(spec.id, step, day.isoformat(), "outbox")
+
+
+def plan_audience(
+    spec: SopSpec, now: dt.datetime, day: dt.date, step: str = "main"
+) -> PlannedBatch:
+    """Plan the SOP's whole audience for one occurrence at `now`."""
+    return plan_customers(spec, occurrence_of(spec, day, step), audience_of(spec), now=now)
+
+
+def mark_sent(batch: PlannedBatch) -> None:
+    """What a dispatch would do to the batch's touches."""
+    with session_scope() as session:
+        set_status([t.delivery_id for t in batch.touches], DeliveryStatus.SENT, session=session)
+
+
+def delivery_rows(sop_id: str | None = None) -> dict[int, Delivery]:
+    """Delivery rows by customer (or group) id, optionally of one SOP."""
+    with session_scope() as session:
+        statement = select(Delivery)
+        if sop_id:
+            statement = statement.where(Delivery.sop_id == sop_id)
+        return {r.customer_id or r.group_id: r for r in session.exec(statement).all()}
+
+
+def deliveries() -> list[Delivery]:
+    """Every Delivery row, oldest first."""
+    with session_scope() as session:
+        return list(session.execute(select(Delivery).order_by(Delivery.id)).scalars())
