@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
 
-from sopflow.clock import local_today
+from sopflow.clock import local_today, utcnow
 from sopflow.settings import get_settings
 from tasks.audience import plan_group_batches, resolve_groups
 from tasks.community_context import deal_slot
@@ -42,10 +42,16 @@ def run_name() -> str:
 
 
 @flow(name="community-sop", flow_run_name=run_name)
-def community_sop(sop_id: str, day: dt.date | None = None) -> list[dict[str, Any]]:
-    """Send one day's occurrence of a community SOP to every group in its audience."""
+def community_sop(
+    sop_id: str, day: dt.date | None = None, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """Send one day's occurrence of a community SOP to every group in its audience.
+
+    `now` (default: the current instant) decides quiet hours and caps; tests move it.
+    """
     logger = get_run_logger()
     day = occurrence_day(day)
+    now = now or utcnow()
     spec = load_sop_by_id(sop_id)
     if not runs_that_day(spec, day):
         publish_not_today(spec.id, spec.title, day, spec.schedule.days)
@@ -57,7 +63,9 @@ def community_sop(sop_id: str, day: dt.date | None = None) -> list[dict[str, Any
     for step in spec.step_names:
         occurrence = Occurrence(spec.id, step, day.isoformat(), channel, flow_run.id)
         groups = resolve_groups.map(unmapped(spec.audience.groups), ranges)
-        planned = plan_group_touches.map(unmapped(occurrence), groups)
+        planned = plan_group_touches.map(
+            unmapped(occurrence), groups, unmapped(now), unmapped(spec)
+        )
         composed = render_group_messages.map(
             unmapped(spec), unmapped(step), planned, unmapped(day), unmapped(slot)
         )

@@ -93,7 +93,9 @@ class Event(SQLModel, table=True):
     __table_args__ = (Index("ix_event_pending", "kind", "processed_at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=32)  # contact.added | contact.deleted | favourite | browse | favourite.price_drop | order.shipped | checkin
+    kind: str = Field(
+        max_length=32
+    )  # contact.added | contact.deleted | favourite | browse | favourite.price_drop | order.shipped | checkin
     customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
     product_id: int | None = Field(default=None, foreign_key="product.id")
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -80,3 +80,16 @@ class Delivery(SQLModel, table=True):
     not_before: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class MassTask(SQLModel, table=True):
+    """A mass message a staff member has to confirm, with the reminders sent about it."""
+
+    __tablename__ = "mass_task"
+
+    msgid: str = Field(primary_key=True, max_length=128)
+    sender: str = Field(max_length=64)
+    reminders_total: int = 0
+    reminders_in_window: int = 0
+    window_started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_reminded_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -55,10 +55,10 @@ def _item(product: dict[str, Any], price: int, competitor_price: int, stock: int
 
 _OWNER = {"name": "王芳", "userid": "wangfang"}
 _DEALS = [
-    _deal(_product("散养土鸡蛋", "斤", "fresh", "FR-1001"), 399, 599, 2, 200),
-    _deal(_product("山东西兰花", "斤", "fresh", "FR-1002"), 298, 450, 3, 300),
-    _deal(_product("精品五花肉", "斤", "fresh", "FR-1003"), 1580, 2280, 2, 120),
-    _deal(_product("海南香蕉", "斤", "fresh", "FR-1004"), 299, 499, 5, 500),
+    _deal(_product("散养土鸡蛋", "斤", "fresh", "FR-1001"), 399, 599, 200, 600),
+    _deal(_product("山东西兰花", "斤", "fresh", "FR-1002"), 298, 450, 300, 900),
+    _deal(_product("精品五花肉", "斤", "fresh", "FR-1003"), 1580, 2280, 100, 300),
+    _deal(_product("海南香蕉", "斤", "fresh", "FR-1004"), 299, 499, 500, 1500),
 ]
 _ITEMS = [
     _item(_product("蓝月亮深层洁净洗衣液 3kg", "瓶", "daily", "DL-2001"), 3990, 5990, 100),
@@ -241,8 +241,8 @@ FIELD_DOCS: dict[str, str] = {
     "deals[].price": "特价,分",
     "deals[].list_price": "原价,分",
     "deals[].discount": "折扣(0.5 = 5折,用 zhe 过滤器显示)",
-    "deals[].limit": "每单限购数量",
-    "deals[].stock": "活动库存(限前 N 单)",
+    "deals[].limit": "限前N单:前 N 单享此价",
+    "deals[].stock": "活动库存(份数)",
     "deals[].category": "品类代码",
     "campaign.code": "活动代码",
     "campaign.name": "活动名称",

@@ -23,6 +23,29 @@ HEADER = (
 ENTRYPOINTS = {"community": "flows/community.py:community_sop"}
 
 
+# Deployments every installation runs, whatever the SOP files say.
+HOUSEKEEPING = [
+    {
+        "name": "plan-day",
+        "description": "Reserve each customer's capped slots for the day by SOP priority (before any send)",
+        "entrypoint": "flows/maintenance.py:plan_day",
+        "tags": ["housekeeping"],
+        "parameters": {},
+        "work_pool": {"name": WORK_POOL},
+        "schedules": [{"cron": "5 0 * * *", "timezone": "Asia/Shanghai", "active": True}],
+    },
+    {
+        "name": "collect-results",
+        "description": "Poll WeCom for staff confirmation and per-recipient results; remind staff",
+        "entrypoint": "flows/maintenance.py:collect_results",
+        "tags": ["housekeeping"],
+        "parameters": {},
+        "work_pool": {"name": WORK_POOL},
+        "schedules": [{"cron": "*/30 * * * *", "timezone": "Asia/Shanghai", "active": True}],
+    },
+]
+
+
 def deployment_for(spec: Any, sop_root: Path) -> dict[str, Any]:
     """The prefect.yaml entry running one SOP on its schedule."""
     entrypoint = ENTRYPOINTS.get(spec.kind)
@@ -58,7 +81,8 @@ def render_prefect_yaml(specs: Sequence[Any], sop_root: Path) -> str:
         "name": "sopflow",
         "prefect-version": PREFECT_VERSION,
         "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}],
-        "deployments": [deployment_for(s, sop_root) for s in sorted(specs, key=lambda s: s.id)],
+        "deployments": [deployment_for(s, sop_root) for s in sorted(specs, key=lambda s: s.id)]
+        + HOUSEKEEPING,
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
 

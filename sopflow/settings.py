@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     robot_keys: SecretStr = Field(default=SecretStr("{}"), alias="SOPFLOW_ROBOT_KEYS")
     robot_per_minute: int = Field(default=20, alias="SOPFLOW_ROBOT_PER_MINUTE", ge=1, le=20)
 
+    # Send results (tasks/results.py): remind staff who have not confirmed a mass message after
+    # this long, give up on it (rows become `unconfirmed`) after this long, look back this far.
+    remind_after_minutes: int = Field(default=120, alias="SOPFLOW_REMIND_AFTER_MINUTES", ge=1)
+    unconfirmed_after_hours: int = Field(default=24, alias="SOPFLOW_UNCONFIRMED_AFTER_HOURS", ge=1)
+    results_lookback_days: int = Field(default=3, alias="SOPFLOW_RESULTS_LOOKBACK_DAYS", ge=1)
+
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"

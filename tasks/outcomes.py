@@ -25,8 +25,17 @@ class RunTally:
     sample: str | None = None
 
     def add(self, planned: Any, composed: Any, dispatched: Any) -> None:
-        self.recipients += len(planned.touches) + sum(planned.already_done.values())
+        self.recipients += (
+            len(planned.touches)
+            + sum(planned.already_done.values())
+            + sum(planned.skipped.values())
+            + planned.deferred
+        )
         self.already_done.update(planned.already_done)
+        for reason, rows in planned.skipped.items():
+            self.this_run[("skipped", reason)] += rows
+        if planned.deferred:
+            self.this_run[("planned", "deferred: quiet hours")] += planned.deferred
         for reason, rows in composed.skipped.items():
             self.this_run[("skipped", reason)] += rows
         self.this_run.update(dispatched.outcomes)

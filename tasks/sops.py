@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.sop_lint import lint_file
-from models.sop_loader import find_sop
+from models.sop_loader import find_sop, load_sops
 from sopflow.clock import runs_on
 from sopflow.errors import SopDefinitionError
 from sopflow.settings import get_settings
@@ -34,3 +34,9 @@ def runs_that_day(spec: Any, day: dt.date) -> bool:
     """Whether the SOP's `days` rule (China's official calendar) includes `day`."""
     schedule = getattr(spec, "schedule", None)
     return schedule is None or runs_on(day, schedule.days)
+
+
+@task(name="load-all-sops", cache_policy=NO_CACHE)
+def load_all_sops() -> list[Any]:
+    """Every SOP in the SOP folder (files with errors stop the run with their problems)."""
+    return load_sops([get_settings().sop_dir])

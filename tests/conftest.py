@@ -9,6 +9,7 @@ import pytest
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
+from channels.emulator import WeComEmulator
 from models import db
 from sopflow.settings import reset_settings
 
@@ -69,3 +70,15 @@ def postgres_url(
     yield url
     db.dispose_engines()
     reset_settings()
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[WeComEmulator]:
+    """The WeCom channel pointed at a local WeCom emulator over loopback."""
+    with WeComEmulator() as server:
+        monkeypatch.setenv("SOPFLOW_CHANNEL", "wecom")
+        monkeypatch.setenv("WECOM_API_BASE", server.url)
+        monkeypatch.setenv("WECOM_CORP_ID", "test-corp")
+        monkeypatch.setenv("WECOM_CORP_SECRET", "test-secret")
+        reset_settings()
+        yield server

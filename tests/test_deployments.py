@@ -12,6 +12,8 @@ from sopflow.settings import PROJECT_ROOT
 SCHEDULES = {
     "evening-flash-sale": ("flows/community.py:community_sop", "0 21 * * *", "Asia/Shanghai"),
     "morning-price": ("flows/community.py:community_sop", "30 8 * * *", "Asia/Shanghai"),
+    "plan-day": ("flows/maintenance.py:plan_day", "5 0 * * *", "Asia/Shanghai"),
+    "collect-results": ("flows/maintenance.py:collect_results", "*/30 * * * *", "Asia/Shanghai"),
 }
 
 
@@ -30,7 +32,8 @@ def test_deployment_schedules_snapshot() -> None:
     }
     assert found == SCHEDULES
     assert {d["work_pool"]["name"] for d in document["deployments"]} == {"sopflow"}
-    assert all(d["parameters"] == {"sop_id": d["name"]} for d in document["deployments"])
+    sop_deployments = [d for d in document["deployments"] if "housekeeping" not in d["tags"]]
+    assert all(d["parameters"] == {"sop_id": d["name"]} for d in sop_deployments)
 
 
 def test_check_fails_when_the_file_is_stale(tmp_path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,13 @@ from channels.emulator import WeComEmulator
 from flows.community import community_sop
 from models.db import session_scope
 from models.delivery import Delivery, Message
+from sopflow.clock import at_local
 from sopflow.errors import SopDefinitionError
 from sopflow.settings import PROJECT_ROOT, reset_settings
-from tests.factories import add_deals, make_world
+from tests.factories import add_deals, deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)  # a Tuesday, a working day
-
-
-def deliveries() -> list[Delivery]:
-    with session_scope() as session:
-        return list(session.exec(select(Delivery).order_by(Delivery.id)).scalars())
+MORNING = at_local(DAY, 8, 30)
 
 
 def texts_by_target() -> dict[str, str]:
@@ -43,20 +39,8 @@ def world(database_url: str):
     return make_world(DAY, database_url)
 
 
-@pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[WeComEmulator]:
-    """The WeCom channel pointed at a local emulator over loopback."""
-    with WeComEmulator() as server:
-        monkeypatch.setenv("SOPFLOW_CHANNEL", "wecom")
-        monkeypatch.setenv("WECOM_API_BASE", server.url)
-        monkeypatch.setenv("WECOM_CORP_ID", "test-corp")
-        monkeypatch.setenv("WECOM_CORP_SECRET", "test-secret")
-        reset_settings()
-        yield server
-
-
 def test_morning_price_records_one_sent_row_per_live_group_with_its_theme_deals(world) -> None:
-    summaries = community_sop(sop_id="morning-price", day=DAY)
+    summaries = community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
     rows = {row.target_id: row for row in deliveries()}
     live = ["北京生鲜爱好者群", "北京生鲜二群", "上海母婴用品群", "上海酒水品鉴群"]
@@ -79,10 +63,10 @@ def test_morning_price_records_one_sent_row_per_live_group_with_its_theme_deals(
 
 
 def test_second_run_of_the_same_occurrence_sends_nothing_again(world, database_url: str) -> None:
-    community_sop(sop_id="morning-price", day=DAY)
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
     before = [(r.id, r.status, r.msgid) for r in deliveries()]
 
-    summaries = community_sop(sop_id="morning-price", day=DAY)
+    summaries = community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
     assert [(r.id, r.status, r.msgid) for r in deliveries()] == before
     assert summaries[0]["this_run"] == {}
@@ -100,7 +84,7 @@ def database_url_dir(url: str) -> Path:
 
 
 def test_evening_flash_sale_uses_the_evening_deals(world) -> None:
-    community_sop(sop_id="evening-flash-sale", day=DAY)
+    community_sop(sop_id="evening-flash-sale", day=DAY, now=MORNING)
 
     texts = texts_by_target()
     beijing = texts[world.chat_ids["北京生鲜爱好者群"]]
@@ -110,7 +94,7 @@ def test_evening_flash_sale_uses_the_evening_deals(world) -> None:
 def test_groups_are_sent_through_the_emulator_by_their_owner(
     world, emulator: WeComEmulator
 ) -> None:
-    community_sop(sop_id="morning-price", day=DAY)
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
     sent = [r for r in deliveries() if r.status == "sent"]
     assert len(sent) == 3 and all(r.channel == "wecom" and r.msgid for r in sent)
@@ -129,12 +113,12 @@ def test_a_group_wecom_refuses_is_recorded_failed_and_retried_by_the_next_run(
     refused = world.chat_ids["上海母婴用品群"]
     requests.post(f"{emulator.url}/emulator/config", json={"unknown_ids": [refused]}, timeout=5)
 
-    community_sop(sop_id="morning-price", day=DAY)
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
     row = next(r for r in deliveries() if r.target_id == refused)
     assert row.status == "failed" and "fail_list" in row.reason
     requests.post(f"{emulator.url}/emulator/config", json={"unknown_ids": []}, timeout=5)
-    community_sop(sop_id="morning-price", day=DAY)
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
     row = next(r for r in deliveries() if r.target_id == refused)
     assert row.status == "sent"
     assert sum(1 for r in deliveries() if r.status == "sent") == 3
@@ -143,7 +127,7 @@ def test_a_group_wecom_refuses_is_recorded_failed_and_retried_by_the_next_run(
 def test_a_busy_wecom_is_retried_and_the_groups_are_sent_once(world, emulator) -> None:
     requests.post(f"{emulator.url}/emulator/config", json={"fail_next": [-1]}, timeout=5)
 
-    community_sop(sop_id="morning-price", day=DAY)
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
     assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]
     chat_ids = [c for m in emulator.messages for c in m["targets"]]
@@ -154,7 +138,7 @@ def test_a_run_is_named_after_its_sop_and_occurrence(world) -> None:
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    community_sop(sop_id="evening-flash-sale", day=DAY)
+    community_sop(sop_id="evening-flash-sale", day=DAY, now=MORNING)
     run_id = deliveries()[0].flow_run_id
 
     async def name() -> str:
@@ -170,7 +154,7 @@ def test_a_run_is_named_after_its_sop_and_occurrence(world) -> None:
 
 
 def test_outbox_line_has_the_message_and_its_targets(world, database_url: str) -> None:
-    community_sop(sop_id="morning-price", day=DAY)
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
     lines = [
         json.loads(line)
@@ -185,8 +169,8 @@ def test_outbox_line_has_the_message_and_its_targets(world, database_url: str) -
 def test_the_community_flow_runs_the_same_on_postgresql(postgres_url: str) -> None:
     make_world(DAY, postgres_url)
 
-    community_sop(sop_id="morning-price", day=DAY)
-    community_sop(sop_id="morning-price", day=DAY)
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
     assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]
 
@@ -212,9 +196,16 @@ def test_a_workdays_sop_sends_nothing_on_a_public_holiday_but_runs_on_a_makeup_s
     add_deals(dt.date(2026, 10, 1))  # 国庆节: deals exist, yet it is no working day
     add_deals(dt.date(2026, 10, 10))  # a Saturday worked in exchange (调休)
 
-    assert community_sop(sop_id="morning-price", day=dt.date(2026, 10, 1)) == []
+    assert (
+        community_sop(
+            sop_id="morning-price", day=dt.date(2026, 10, 1), now=at_local(dt.date(2026, 10, 1), 9)
+        )
+        == []
+    )
     assert deliveries() == []
-    community_sop(sop_id="morning-price", day=dt.date(2026, 10, 10))
+    community_sop(
+        sop_id="morning-price", day=dt.date(2026, 10, 10), now=at_local(dt.date(2026, 10, 10), 9)
+    )
     assert {r.occurrence for r in deliveries()} == {"2026-10-10"}
 
 
@@ -224,7 +215,16 @@ def test_an_sop_with_a_template_error_fails_before_anything_is_recorded(
     edit(sop_dir / "community" / "morning-price.md", "{{ group.name }}", "{{ group.nmae }}")
 
     with pytest.raises(SopDefinitionError) as raised:
-        community_sop(sop_id="morning-price", day=DAY)
+        community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
     assert "morning-price.md:" in str(raised.value) and "group.nmae" in str(raised.value)
     assert deliveries() == []
+
+
+def test_a_run_in_quiet_hours_defers_and_the_scheduled_run_sends_once(world) -> None:
+    night = community_sop(sop_id="morning-price", day=DAY, now=at_local(DAY, 2, 30))
+
+    assert night[0]["this_run"] == {"planned:deferred: quiet hours": 4}
+    assert not any(r.status == "sent" for r in deliveries())
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+    assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]

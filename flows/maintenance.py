@@ -1,0 +1,45 @@
+"""Housekeeping flows: plan the day's capped slots by priority, and collect WeCom send results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from sopflow.clock import local_today, utcnow
+from sopflow.settings import get_settings
+from tasks.caps import reserve_day_task
+from tasks.results import collect_results_task
+from tasks.sops import load_all_sops
+
+
+@flow(name="plan-day", flow_run_name="plan-day {day}")
+def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Before the first send, reserve each customer's capped slots for the highest-priority SOPs."""
+    now = now or utcnow()
+    day = day or local_today(now, get_settings().timezone)
+    plan = reserve_day_task(load_all_sops(), day, now)
+    create_table_artifact(
+        key="plan-day",
+        table=[
+            {"sop step": key, "reserved": plan.reserved[key], "won": plan.won.get(key, 0)}
+            for key in sorted(plan.reserved)
+        ],
+        description=f"Capped slots reserved for {day}: who gets each customer's last slot",
+    )
+    get_run_logger().info("reserved %s", plan.reserved)
+    return {"day": day.isoformat(), "reserved": plan.reserved, "won": plan.won}
+
+
+@flow(name="collect-results")
+def collect_results(now: dt.datetime | None = None) -> dict[str, int]:
+    """Move sent rows to delivered / not a friend / over WeCom's limit / unconfirmed; remind staff."""
+    totals = collect_results_task(now)
+    create_table_artifact(
+        key="collect-results",
+        table=[{"outcome": outcome, "rows": rows} for outcome, rows in sorted(totals.items())],
+        description="What this poll of WeCom's send results changed",
+    )
+    return totals

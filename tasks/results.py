@@ -1,0 +1,177 @@
+"""Collect what became of sent mass messages: staff confirmation, per-target results, reminders."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import func, select, update
+from sqlmodel import Session, col
+
+from channels.wecom import WeComClient
+from models.db import session_scope
+from models.delivery import Delivery, DeliveryStatus, MassTask
+from sopflow.clock import as_utc, utcnow
+from sopflow.errors import ChannelError, ChannelTransient
+from sopflow.settings import Settings, get_settings
+
+# get_groupmsg_send_result status → the Delivery outcome (0 = not sent yet: stays `sent`).
+RESULT_STATUS = {
+    1: DeliveryStatus.DELIVERED,
+    2: DeliveryStatus.NOT_A_FRIEND,
+    3: DeliveryStatus.OVER_WECOM_LIMIT,
+}
+TASK_SENT = 2  # get_groupmsg_task: the staff member confirmed and WeCom sent it
+MAX_REMINDERS_PER_DAY = 3  # remind_groupmsg_send: 3 per message in 24 h (WeCom, doc 97610)
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """A mass message WeCom accepted whose per-target results are not all in yet."""
+
+    msgid: str
+    sender: str
+    target_kind: str
+    sent_at: dt.datetime
+
+
+def pending_messages(*, session: Session, since: dt.datetime) -> list[PendingMessage]:
+    """Messages with rows still `sent` (awaiting results) sent through WeCom after `since`."""
+    statement = (
+        select(Delivery.msgid, Delivery.sender, Delivery.target_kind, func.min(Delivery.sent_at))
+        .where(
+            col(Delivery.status) == DeliveryStatus.SENT.value,
+            col(Delivery.channel) == "wecom",
+            col(Delivery.msgid).is_not(None),
+            col(Delivery.sent_at) >= since,
+        )
+        .group_by(Delivery.msgid, Delivery.sender, Delivery.target_kind)
+        .order_by(func.min(Delivery.sent_at))
+    )
+    return [
+        PendingMessage(msgid, sender or "", kind, as_utc(sent_at))
+        for msgid, sender, kind, sent_at in session.execute(statement).all()
+    ]
+
+
+def apply_results(
+    msgid: str, results: Iterable[tuple[str, int]], *, session: Session
+) -> Counter[str]:
+    """Move `sent` rows of `msgid` to the outcome WeCom reports for each target."""
+    by_status: dict[DeliveryStatus, list[str]] = defaultdict(list)
+    for target_id, status in results:
+        if status in RESULT_STATUS:
+            by_status[RESULT_STATUS[status]].append(target_id)
+    moved: Counter[str] = Counter()
+    for status, targets in by_status.items():
+        for start in range(0, len(targets), 1000):
+            statement = (
+                update(Delivery)
+                .where(
+                    col(Delivery.msgid) == msgid,
+                    col(Delivery.target_id).in_(targets[start : start + 1000]),
+                    col(Delivery.status) == DeliveryStatus.SENT.value,
+                )
+                .values(status=status.value, updated_at=utcnow())
+            )
+            moved[status.value] += int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+    return moved
+
+
+def mark_unconfirmed(msgid: str, *, session: Session) -> int:
+    """The staff member never confirmed: the message's remaining rows are `unconfirmed`."""
+    statement = (
+        update(Delivery)
+        .where(col(Delivery.msgid) == msgid, col(Delivery.status) == DeliveryStatus.SENT.value)
+        .values(
+            status=DeliveryStatus.UNCONFIRMED.value,
+            reason="the staff member did not confirm the mass message",
+            updated_at=utcnow(),
+        )
+    )
+    return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def may_remind(task_row: MassTask | None, now: dt.datetime) -> bool:
+    """At most three reminders per message in any 24 hours."""
+    if task_row is None or task_row.window_started_at is None:
+        return True
+    if now - as_utc(task_row.window_started_at) >= dt.timedelta(hours=24):
+        return True
+    return task_row.reminders_in_window < MAX_REMINDERS_PER_DAY
+
+
+def record_reminder(msgid: str, sender: str, *, session: Session, now: dt.datetime) -> None:
+    row = session.get(MassTask, msgid)
+    if row is None:
+        row = MassTask(msgid=msgid, sender=sender)
+        session.add(row)
+    if row.window_started_at is None or now - as_utc(row.window_started_at) >= dt.timedelta(
+        hours=24
+    ):
+        row.window_started_at = now
+        row.reminders_in_window = 0
+    row.reminders_in_window += 1
+    row.reminders_total += 1
+    row.last_reminded_at = now
+
+
+def collect_message(
+    client: WeComClient, message: PendingMessage, *, now: dt.datetime, settings: Settings
+) -> Counter[str]:
+    """Poll one message: results when the sender confirmed, else remind or give up."""
+    tasks = {t.get("userid"): t.get("status") for t in client.iter_groupmsg_task(message.msgid)}
+    outcome: Counter[str] = Counter()
+    waited = now - message.sent_at
+    if tasks.get(message.sender) == TASK_SENT:
+        key = "chat_id" if message.target_kind == "group" else "external_userid"
+        results = (
+            (row.get(key, ""), int(row.get("status", 0)))
+            for row in client.iter_groupmsg_send_result(message.msgid, message.sender)
+        )
+        with session_scope() as session:
+            outcome.update(apply_results(message.msgid, results, session=session))
+        return outcome
+    if waited >= dt.timedelta(hours=settings.unconfirmed_after_hours):
+        with session_scope() as session:
+            outcome["unconfirmed"] += mark_unconfirmed(message.msgid, session=session)
+        return outcome
+    if waited >= dt.timedelta(minutes=settings.remind_after_minutes):
+        with session_scope() as session:
+            if may_remind(session.get(MassTask, message.msgid), now):
+                client.remind_groupmsg_send(message.msgid)
+                record_reminder(message.msgid, message.sender, session=session, now=now)
+                outcome["reminded"] += 1
+    return outcome
+
+
+def collect(
+    client: WeComClient, *, now: dt.datetime | None = None, settings: Settings | None = None
+) -> Counter[str]:
+    """Collect results for every pending message; a message WeCom is still dispatching waits."""
+    settings = settings or get_settings()
+    now = now or utcnow()
+    since = now - dt.timedelta(days=settings.results_lookback_days)
+    with session_scope() as session:
+        pending = pending_messages(session=session, since=since)
+    totals: Counter[str] = Counter(messages=len(pending))
+    for message in pending:
+        try:
+            totals.update(collect_message(client, message, now=now, settings=settings))
+        except ChannelTransient:
+            totals["retry later"] += 1  # e.g. 41063 still dispatching; the next poll picks it up
+        except ChannelError as error:
+            totals[f"error {error.errcode}"] += 1
+    return totals
+
+
+@task(name="collect-results", cache_policy=NO_CACHE)
+def collect_results_task(now: dt.datetime | None = None) -> dict[str, int]:
+    """Poll WeCom for the results of every mass message still awaiting them."""
+    settings = get_settings()
+    with WeComClient.from_settings(settings) as client:
+        return dict(collect(client, now=now, settings=settings))
