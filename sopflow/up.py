@@ -213,6 +213,8 @@ def _running(stack: Stack) -> Iterator[None]:
 
 def run_up(*, customers: int, port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s  %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "alembic", "prefect"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     logs = get_settings().data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(prefect_env(port), logs)
