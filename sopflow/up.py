@@ -195,11 +195,17 @@ def _delivery_summary(run_id: str) -> str:
 
     with session_scope() as session:
         rows = session.execute(
-            select(Delivery.status, func.count())
+            select(Delivery.status, Delivery.reason, func.count())
             .where(Delivery.flow_run_id == run_id)
-            .group_by(Delivery.status)
+            .group_by(Delivery.status, Delivery.reason)
         ).all()
-    return ", ".join(f"{status} {count}" for status, count in rows) or "no new Delivery rows"
+    return (
+        ", ".join(
+            f"{status} {count}" + (f" ({reason})" if reason else "")
+            for status, reason, count in rows
+        )
+        or "no new Delivery rows"
+    )
 
 
 @contextlib.contextmanager
@@ -211,7 +217,19 @@ def _running(stack: Stack) -> Iterator[None]:
         stack.stop()
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the stack, also when `up` was started in the background
+    (a shell without job control starts background jobs with SIGINT ignored)."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_up(*, customers: int, port: int) -> int:
+    _stop_on_signals()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s  %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "alembic", "prefect"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -221,27 +239,28 @@ def run_up(*, customers: int, port: int) -> int:
     os.environ.update(stack.env)  # this process talks to the same server through Prefect's client
     with _running(stack):
         try:
-            prepare_database(customers)
-            channel = choose_channel(stack)
-            log.info("starting the Prefect server (first start takes ~15 s) …")
-            start_prefect(stack, port)
-            log.info("sending through %s", channel)
-            runs = trigger_today()
-            log.info(
-                "triggered today's runs: %s; waiting for them …", ", ".join(n for n, _ in runs)
-            )
-            wait_for_runs(runs)
+            return _bring_up(stack, customers=customers, port=port)
         except RuntimeError as error:
             log.error("%s", error)
             return 1
-        log.info("Prefect UI: http://127.0.0.1:%d  (Runs, Deployments, Artifacts)", port)
-        log.info("logs: %s   database: %s", logs, get_settings().database_url)
-        log.info("running until Ctrl-C")
-        try:
-            while all(p.poll() is None for _, p in stack.processes):
-                time.sleep(1)
-            dead = [name for name, p in stack.processes if p.poll() is not None]
-            log.error("%s stopped unexpectedly; see %s", ", ".join(dead), logs)
-            return 1
         except KeyboardInterrupt:
             return 0
+
+
+def _bring_up(stack: Stack, *, customers: int, port: int) -> int:
+    prepare_database(customers)
+    channel = choose_channel(stack)
+    log.info("starting the Prefect server (first start takes ~15 s) …")
+    start_prefect(stack, port)
+    log.info("sending through %s", channel)
+    runs = trigger_today()
+    log.info("triggered today's runs: %s; waiting for them …", ", ".join(n for n, _ in runs))
+    wait_for_runs(runs)
+    log.info("Prefect UI: http://127.0.0.1:%d  (Runs, Deployments, Artifacts)", port)
+    log.info("logs: %s   database: %s", stack.logs, get_settings().database_url)
+    log.info("running until Ctrl-C")
+    while all(p.poll() is None for _, p in stack.processes):
+        time.sleep(1)
+    dead = [name for name, p in stack.processes if p.poll() is not None]
+    log.error("%s stopped unexpectedly; see %s", ", ".join(dead), stack.logs)
+    return 1

@@ -147,8 +147,10 @@ def set_status(
     return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
 
-def claim_for_sending(delivery_ids: Iterable[int], *, session: Session) -> set[int]:
-    """Move sendable rows to `sending` and return the ids this caller claimed.
+def claim_for_sending(
+    delivery_ids: Iterable[int], *, session: Session, flow_run_id: str | None = None
+) -> set[int]:
+    """Move sendable rows to `sending` (by this flow run) and return the ids this caller claimed.
 
     Two runs of one occurrence racing for the same rows cannot both claim a row, so
     nothing is sent twice.
@@ -159,7 +161,12 @@ def claim_for_sending(delivery_ids: Iterable[int], *, session: Session) -> set[i
     statement = (
         update(Delivery)
         .where(col(Delivery.id).in_(ids), col(Delivery.status).in_([s.value for s in SENDABLE]))
-        .values(status=DeliveryStatus.SENDING.value, updated_at=utcnow(), reason=None)
+        .values(
+            status=DeliveryStatus.SENDING.value,
+            updated_at=utcnow(),
+            reason=None,
+            **({"flow_run_id": flow_run_id} if flow_run_id else {}),
+        )
         .returning(Delivery.id)
     )
     return {row[0] for row in session.execute(statement).all()}

@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from channels import get_channel
 from channels.base import Channel, MassMessage, chunk_targets
@@ -62,7 +63,9 @@ def _send_chunk(
     result: DispatchResult,
 ) -> ChannelError | None:
     with session_scope() as session:
-        claimed = claim_for_sending([c.delivery_id for c in chunk], session=session)
+        claimed = claim_for_sending(
+            [c.delivery_id for c in chunk], session=session, flow_run_id=_current_flow_run_id()
+        )
     chunk = [c for c in chunk if c.delivery_id in claimed]
     if not chunk:
         return None
@@ -111,6 +114,11 @@ def _record_failure(ids: list[int], error: ChannelError, result: DispatchResult)
             ids, DeliveryStatus.FAILED, session=session, errcode=error.errcode, reason=reason
         )
     result.outcomes[(DeliveryStatus.FAILED.value, reason)] += len(ids)
+
+
+def _current_flow_run_id() -> str | None:
+    run_id = flow_run.id
+    return str(run_id) if run_id else None
 
 
 def is_transient(_task: Any, _run: Any, state: Any) -> bool:

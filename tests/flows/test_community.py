@@ -228,3 +228,13 @@ def test_a_run_in_quiet_hours_defers_and_the_scheduled_run_sends_once(world) -> 
     assert not any(r.status == "sent" for r in deliveries())
     community_sop(sop_id="morning-price", day=DAY, now=MORNING)
     assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]
+
+
+def test_the_run_that_sends_a_deferred_row_is_the_one_it_records(world) -> None:
+    community_sop(sop_id="morning-price", day=DAY, now=at_local(DAY, 2, 30))
+    planned_by = {r.flow_run_id for r in deliveries()}
+
+    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+
+    sent_by = {r.flow_run_id for r in deliveries() if r.status == "sent"}
+    assert len(planned_by) == len(sent_by) == 1 and planned_by != sent_by
