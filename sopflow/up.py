@@ -43,7 +43,7 @@ class Stack:
         self.processes.append((name, process))
         return process
 
-    def run(self, *args: str) -> None:
+    def run(self, *args: str, check: bool = True) -> None:
         """Run a command to completion; its output goes to the setup log."""
         with (self.logs / "setup.log").open("ab") as log_file:
             done = subprocess.run(
@@ -53,7 +53,7 @@ class Stack:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        if done.returncode != 0:
+        if check and done.returncode != 0:
             raise RuntimeError(
                 f"`{' '.join(args)}` failed (exit {done.returncode}); see {self.logs / 'setup.log'}"
             )
@@ -156,6 +156,15 @@ def start_prefect(stack: Stack, port: int) -> None:
     )
     wait_until(f"{api}/health", 120, "the Prefect server", server)
     stack.run(_bin("prefect"), "work-pool", "create", "sopflow", "--type", "process", "--overwrite")
+    stack.run(
+        _bin("prefect"),
+        "global-concurrency-limit",
+        "create",
+        "wecom-api",
+        "--limit",
+        "4",
+        check=False,
+    )
     stack.run(_bin("sopflow"), "deployments")
     stack.run(_bin("prefect"), "--no-prompt", "deploy", "--all")
     stack.start("worker", _bin("prefect"), "worker", "start", "--pool", "sopflow")

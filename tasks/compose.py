@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from models.db import session_scope
 from models.delivery import DeliveryStatus
 from tasks.community_context import deals_for_group, deals_of_day, render_for_group
+from tasks.customer_context import segment_renderer
 from tasks.deliveries import attach_messages, set_status, store_message
 from tasks.plan import PlannedBatch, Touch
 from tasks.render import compile_step
@@ -34,6 +35,17 @@ class ComposedBatch:
     sample: str | None = None
 
 
+def store_texts(composed: list[Composed], *, session: Any) -> None:
+    """Store each distinct text once as a Message and point the Delivery rows at it."""
+    message_ids: dict[str, int] = {}
+    by_message: dict[int, list[int]] = {}
+    for item in composed:
+        if item.content not in message_ids:
+            message_ids[item.content] = store_message(item.content, session=session)
+        by_message.setdefault(message_ids[item.content], []).append(item.delivery_id)
+    attach_messages(by_message, session=session)
+
+
 def compose_group_messages(
     spec: Any, step: str, touches: list[Touch], *, day: dt.date, slot: str
 ) -> ComposedBatch:
@@ -45,8 +57,6 @@ def compose_group_messages(
     no_deals: list[int] = []
     with session_scope() as session:
         deals = deals_of_day(day, slot, session=session)
-        message_ids: dict[str, int] = {}
-        by_message: dict[int, list[int]] = {}
         for touch in touches:
             group_deals = deals_for_group(deals, touch.target)
             if not group_deals:
@@ -55,19 +65,45 @@ def compose_group_messages(
             content = render_for_group(
                 compiled, spec, touch.target, group_deals, day=day, slot=slot
             )
-            if content not in message_ids:
-                message_ids[content] = store_message(content, session=session)
-            by_message.setdefault(message_ids[content], []).append(touch.delivery_id)
             batch.ready.append(
                 Composed(touch.delivery_id, touch.target.chat_id, touch.sender, content)
             )
-        attach_messages(by_message, session=session)
+        store_texts(batch.ready, session=session)
         reason = f"no {slot} deals today for this group's theme"
         set_status(no_deals, DeliveryStatus.SKIPPED, session=session, reason=reason)
     if no_deals:
         batch.skipped[reason] = len(no_deals)
     batch.sample = batch.ready[0].content if batch.ready else None
     return batch
+
+
+def compose_customer_messages(
+    spec: Any, step: str, touches: list[Touch], *, day: dt.date
+) -> ComposedBatch:
+    """Render the step for each customer; customers who read the same fields share one text."""
+    batch = ComposedBatch()
+    if not touches:
+        return batch
+    render_for = segment_renderer(
+        compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
+    )
+    with session_scope() as session:
+        for touch in touches:
+            content = render_for(touch.target)
+            batch.ready.append(
+                Composed(touch.delivery_id, touch.target.external_userid, touch.sender, content)
+            )
+        store_texts(batch.ready, session=session)
+    batch.sample = batch.ready[0].content if batch.ready else None
+    return batch
+
+
+@task(name="render-customer-messages", cache_policy=NO_CACHE)
+def render_customer_messages(
+    spec: Any, step: str, planned: PlannedBatch, day: dt.date
+) -> ComposedBatch:
+    """Render the step for each customer of the batch still to be sent."""
+    return compose_customer_messages(spec, step, planned.touches, day=day)
 
 
 @task(name="render-messages", cache_policy=NO_CACHE)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
 from channels import get_channel
@@ -21,6 +23,7 @@ from sopflow.settings import get_settings
 from tasks.compose import Composed, ComposedBatch
 from tasks.deliveries import claim_for_sending, sendable_ids, set_status
 
+WECOM_API_LIMIT = "wecom-api"  # created by `make up`; without it the slot is not enforced
 UNANSWERED = "no answer from WeCom; reconcile before any resend"
 
 
@@ -141,8 +144,13 @@ def is_transient(_task: Any, _run: Any, state: Any) -> bool:
 )
 def dispatch_batch(chat_type: str, composed: ComposedBatch) -> DispatchResult:
     """Send the batch's rendered touches and record each outcome."""
+    if not composed.ready:
+        return DispatchResult()
     channel = get_channel(get_settings())
     try:
-        return dispatch(channel, chat_type, composed.ready)
+        # One slot of the `wecom-api` global concurrency limit per batch keeps all workers within
+        # WeCom's call limits; calls inside the batch are paced by the channel's own limiter.
+        with concurrency(WECOM_API_LIMIT, occupy=1) if channel.name == "wecom" else nullcontext():
+            return dispatch(channel, chat_type, composed.ready)
     finally:
         channel.close()

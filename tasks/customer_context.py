@@ -1,0 +1,82 @@
+"""Template context for 1:1 customer touches, and a render cache keyed by the fields a template reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import nodes
+
+from models.vocab import STAGES, TIERS
+from tasks.audience import CustomerTarget
+from tasks.community_context import WEEKDAYS_CN
+from tasks.render import CompiledStep, environment, render
+
+
+def customer_view(customer: CustomerTarget) -> dict[str, Any]:
+    """The `customer` variable (documented in sop/README.md); never the phone number."""
+    return {
+        "name": customer.name,
+        "external_userid": customer.external_userid,
+        "region": customer.region,
+        "tier": customer.tier,
+        "tier_label": TIERS.get(customer.tier, customer.tier),
+        "stage": customer.stage,
+        "stage_label": STAGES.get(customer.stage, customer.stage),
+        "owner": {"name": customer.owner_name or ""},
+    }
+
+
+def customer_context(
+    customer: CustomerTarget, *, day: dt.date, sop_id: str, sop_title: str
+) -> dict[str, Any]:
+    """Everything a 1:1 step's template may use for one customer."""
+    return {
+        "customer": customer_view(customer),
+        "today": day,
+        "weekday": WEEKDAYS_CN[day.weekday()],
+        "sop": {"id": sop_id, "title": sop_title},
+    }
+
+
+@lru_cache(maxsize=256)
+def customer_fields_read(source: str) -> tuple[str, ...] | None:
+    """The `customer.<field>` names a template reads, or None when it uses `customer` as a whole.
+
+    Texts that read only segment-level fields (region, tier …) render once per segment instead
+    of once per customer, and identical texts batch into one WeCom call per staff member.
+    """
+    tree = environment().parse(source)
+    fields = {
+        node.attr
+        for node in tree.find_all(nodes.Getattr)
+        if isinstance(node.node, nodes.Name) and node.node.name == "customer"
+    }
+    uses = sum(1 for node in tree.find_all(nodes.Name) if node.name == "customer")
+    reads_via_attribute = sum(
+        1
+        for node in tree.find_all(nodes.Getattr)
+        if isinstance(node.node, nodes.Name) and node.node.name == "customer"
+    )
+    return tuple(sorted(fields)) if uses == reads_via_attribute else None
+
+
+def segment_renderer(
+    compiled: CompiledStep, *, day: dt.date, sop_id: str, sop_title: str
+) -> Callable[[CustomerTarget], str]:
+    """Render a customer's text, reusing the text of any customer with the same fields read."""
+    fields = customer_fields_read(compiled.source)
+    cache: dict[tuple[Any, ...], str] = {}
+
+    def render_for(customer: CustomerTarget) -> str:
+        context = customer_context(customer, day=day, sop_id=sop_id, sop_title=sop_title)
+        if fields is None:
+            return render(compiled, context)
+        key = tuple(repr(context["customer"][f]) if f in context["customer"] else f for f in fields)
+        if key not in cache:
+            cache[key] = render(compiled, context)
+        return cache[key]
+
+    return render_for
