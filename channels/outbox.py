@@ -68,6 +68,34 @@ class OutboxChannel:
         with path.open(encoding="utf-8") as lines:
             return [json.loads(line) for line in lines if line.strip()]
 
+    def find_sent(
+        self,
+        sender: str,
+        content: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        chat_type: str,
+    ) -> list[dict[str, object]]:
+        """The records of `sender` with exactly `content` written in [start, end].
+
+        Shaped like WeCom's get_groupmsg_list_v2 items (`msgid`, `creator`, `create_time`,
+        `text`) plus the `targets` each line was written for, so a crashed dispatch can be
+        reconciled chunk by chunk.
+        """
+        day, last = local(start, self._timezone).date(), local(end, self._timezone).date()
+        found: list[dict[str, object]] = []
+        while day <= last:
+            found += [
+                _as_listed(record)
+                for record in self.read(day)
+                if (record["chat_type"], record["sender"], record["content"])
+                == (chat_type, sender, content)
+                and start <= dt.datetime.fromisoformat(str(record["time"])) <= end
+            ]
+            day += dt.timedelta(days=1)
+        return found
+
     def close(self) -> None:
         """Nothing to release: each write opens and closes its file."""
 
@@ -84,3 +112,14 @@ class OutboxChannel:
                     view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
+
+
+def _as_listed(record: dict[str, object]) -> dict[str, object]:
+    """An outbox line in the shape of a get_groupmsg_list_v2 item, with its targets."""
+    return {
+        "msgid": record["msgid"],
+        "creator": record["sender"],
+        "create_time": dt.datetime.fromisoformat(str(record["time"])).timestamp(),
+        "text": {"content": record["content"]},
+        "targets": record["targets"],
+    }

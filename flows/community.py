@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 
 from sopflow.clock import local_today, utcnow
 from sopflow.settings import get_settings
+from tasks.approval import approval_gate
 from tasks.audience import plan_group_batches, resolve_groups
 from tasks.community_context import deal_slot
 from tasks.compose import render_group_messages
@@ -17,6 +18,7 @@ from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_batch
 from tasks.outcomes import RunTally, publish_not_today, publish_outcomes
 from tasks.plan import plan_group_touches
+from tasks.reconcile import reconcile_sending
 from tasks.sops import load_sop_by_id, runs_that_day
 
 
@@ -62,6 +64,11 @@ def community_sop(
     summaries = []
     for step in spec.step_names:
         occurrence = Occurrence(spec.id, step, day.isoformat(), channel, flow_run.id)
+        reconciled = reconcile_sending(occurrence)  # rows a crash left `sending`, before any resend
+        decision = approval_gate(spec, occurrence, day=day, now=now)
+        if not decision.proceed:
+            summaries.append(publish_outcomes(occurrence, spec.title, decision.tally))
+            continue
         groups = resolve_groups.map(unmapped(spec.audience.groups), ranges)
         planned = plan_group_touches.map(
             unmapped(occurrence), groups, unmapped(now), unmapped(spec)
@@ -70,7 +77,7 @@ def community_sop(
             unmapped(spec), unmapped(step), planned, unmapped(day), unmapped(slot)
         )
         dispatched = dispatch_batch.map(unmapped("group"), composed)
-        tally = RunTally()
+        tally = RunTally(reconciled=reconciled.counts())
         for batch in zip(planned.result(), composed.result(), dispatched.result(), strict=True):
             tally.add(*batch)
         summaries.append(publish_outcomes(occurrence, spec.title, tally))

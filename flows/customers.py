@@ -14,7 +14,7 @@ from sopflow.settings import get_settings
 from tasks.audience import plan_customer_batches, resolve_customers
 from tasks.compose import render_customer_messages
 from tasks.deliveries import Occurrence
-from tasks.dispatch import dispatch_batch
+from tasks.dispatch import dispatch_senders, plan_dispatch
 from tasks.outcomes import RunTally, publish_outcomes
 from tasks.plan import plan_customer_touches
 from tasks.sops import load_sop_by_id
@@ -62,9 +62,13 @@ def customer_sop(
         composed = render_customer_messages.map(
             unmapped(spec), unmapped(step), planned, unmapped(day)
         )
-        dispatched = dispatch_batch.map(unmapped("single"), composed)
-        for batch in zip(planned.result(), composed.result(), dispatched.result(), strict=True):
-            tally.add(*batch)
+        for batch in zip(planned.result(), composed.result(), strict=True):
+            tally.add_prepared(*batch)
+    # Dispatch per sender over the whole occurrence: one WeCom task per staff member and text.
+    buckets = plan_dispatch(key, now)
+    senders = dispatch_senders.map(unmapped(key), unmapped("single"), buckets, unmapped(now))
+    for result in senders.result():
+        tally.add_dispatched(result)
     summary = publish_outcomes(key, spec.title, tally)
     get_run_logger().info(
         "%s %s %s: %s", spec.id, step, key.occurrence, summary["this_run"] or "nothing new to send"

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     unconfirmed_after_hours: int = Field(default=24, alias="SOPFLOW_UNCONFIRMED_AFTER_HOURS", ge=1)
     results_lookback_days: int = Field(default=3, alias="SOPFLOW_RESULTS_LOOKBACK_DAYS", ge=1)
 
+    # Operator approval (tasks/approval.py): a paused run not answered within this long is
+    # treated as not approved; the paused run checks for an answer this often.
+    approval_timeout_hours: float = Field(default=6.0, alias="SOPFLOW_APPROVAL_TIMEOUT_HOURS", gt=0)
+    approval_poll_seconds: int = Field(default=10, alias="SOPFLOW_APPROVAL_POLL_SECONDS", ge=1)
+
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"

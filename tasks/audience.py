@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 from models.db import session_scope
 from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Tag
 from sopflow.clock import utcnow
+from tasks.timing import timed
 
 IdRange = tuple[int, int]
 
@@ -261,7 +262,7 @@ def plan_customer_batches(
     customers: Any, batch_size: int, as_of: dt.datetime | None = None
 ) -> list[IdRange]:
     """Split the SOP's customer audience into id ranges, one task run each."""
-    with session_scope() as session:
+    with timed("audience"), session_scope() as session:
         return customer_id_ranges(customers, batch_size=batch_size, session=session, as_of=as_of)
 
 
@@ -270,7 +271,7 @@ def resolve_customers(
     customers: Any, id_range: IdRange, as_of: dt.datetime | None = None
 ) -> list[CustomerTarget]:
     """The customers of one batch."""
-    with session_scope() as session:
+    with timed("audience"), session_scope() as session:
         return customers_in_range(customers, id_range, session=session, as_of=as_of)
 
 

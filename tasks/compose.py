@@ -16,6 +16,7 @@ from tasks.customer_context import segment_renderer
 from tasks.deliveries import attach_messages, set_status, store_message
 from tasks.plan import PlannedBatch, Touch
 from tasks.render import compile_step
+from tasks.timing import timed
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,13 @@ def compose_customer_messages(
     render_for = segment_renderer(
         compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
     )
-    with session_scope() as session:
+    with timed("render"):
         for touch in touches:
             content = render_for(touch.target)
             batch.ready.append(
                 Composed(touch.delivery_id, touch.target.external_userid, touch.sender, content)
             )
+    with timed("record"), session_scope() as session:
         store_texts(batch.ready, session=session)
     batch.sample = batch.ready[0].content if batch.ready else None
     return batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -12,16 +13,19 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
+from sqlalchemy import func, or_, select
+from sqlmodel import Session, col
 
 from channels import get_channel
 from channels.base import Channel, MassMessage, chunk_targets
 from models.db import session_scope
-from models.delivery import DeliveryStatus
+from models.delivery import Delivery, DeliveryStatus, Message
 from sopflow.clock import utcnow
 from sopflow.errors import ChannelError, ChannelTransient
 from sopflow.settings import get_settings
 from tasks.compose import Composed, ComposedBatch
-from tasks.deliveries import claim_for_sending, sendable_ids, set_status
+from tasks.deliveries import SENDABLE, Occurrence, claim_for_sending, sendable_ids, set_status
+from tasks.timing import timed
 
 WECOM_API_LIMIT = "wecom-api"  # created by `make up`; without it the slot is not enforced
 UNANSWERED = "no answer from WeCom; reconcile before any resend"
@@ -150,7 +154,87 @@ def dispatch_batch(chat_type: str, composed: ComposedBatch) -> DispatchResult:
     try:
         # One slot of the `wecom-api` global concurrency limit per batch keeps all workers within
         # WeCom's call limits; calls inside the batch are paced by the channel's own limiter.
-        with concurrency(WECOM_API_LIMIT, occupy=1) if channel.name == "wecom" else nullcontext():
+        with (
+            timed("dispatch"),
+            concurrency(WECOM_API_LIMIT, occupy=1) if channel.name == "wecom" else nullcontext(),
+        ):
             return dispatch(channel, chat_type, composed.ready)
     finally:
         channel.close()
+
+
+def pending_senders(
+    occurrence: Occurrence, *, now: dt.datetime, session: Session
+) -> dict[str, int]:
+    """Rendered rows of the occurrence waiting to be sent now, counted per sender."""
+    statement = (
+        select(Delivery.sender, func.count())
+        .where(*_pending_clauses(occurrence, now))
+        .group_by(Delivery.sender)
+    )
+    return {sender or "": int(rows) for sender, rows in session.execute(statement).all()}
+
+
+def _pending_clauses(occurrence: Occurrence, now: dt.datetime) -> list[Any]:
+    return [
+        col(Delivery.sop_id) == occurrence.sop_id,
+        col(Delivery.occurrence) == occurrence.occurrence,
+        col(Delivery.step) == occurrence.step,
+        col(Delivery.status).in_([s.value for s in SENDABLE]),
+        col(Delivery.message_id).is_not(None),
+        or_(col(Delivery.not_before).is_(None), col(Delivery.not_before) <= now),
+    ]
+
+
+def sender_buckets(rows_per_sender: dict[str, int], rows_per_bucket: int) -> list[list[str]]:
+    """Senders split into buckets of about `rows_per_bucket` rows; a sender is never split."""
+    buckets: list[list[str]] = [[]]
+    filled = 0
+    for sender, rows in sorted(rows_per_sender.items()):
+        if buckets[-1] and filled + rows > rows_per_bucket:
+            buckets.append([])
+            filled = 0
+        buckets[-1].append(sender)
+        filled += rows
+    return [bucket for bucket in buckets if bucket]
+
+
+def pending_touches(
+    occurrence: Occurrence, senders: Sequence[str], *, now: dt.datetime, session: Session
+) -> list[Composed]:
+    """The occurrence's rendered rows waiting to be sent by `senders`, with their texts."""
+    statement = (
+        select(Delivery.id, Delivery.target_id, Delivery.sender, Message.content)
+        .join(Message, col(Message.id) == col(Delivery.message_id))
+        .where(*_pending_clauses(occurrence, now), col(Delivery.sender).in_(list(senders)))
+        .order_by(Delivery.sender, Delivery.message_id, Delivery.id)
+    )
+    return [Composed(*row) for row in session.execute(statement).all()]
+
+
+@task(name="plan-dispatch", cache_policy=NO_CACHE)
+def plan_dispatch(
+    occurrence: Occurrence, now: dt.datetime, rows_per_bucket: int = 50_000
+) -> list[list[str]]:
+    """Split the occurrence's senders into dispatch batches, so each staff member gets one
+    mass-message task per distinct text for the whole occurrence, not one per audience batch."""
+    with session_scope() as session:
+        return sender_buckets(
+            pending_senders(occurrence, now=now, session=session), rows_per_bucket
+        )
+
+
+@task(
+    name="dispatch-senders",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=is_transient,
+)
+def dispatch_senders(
+    occurrence: Occurrence, chat_type: str, senders: list[str], now: dt.datetime
+) -> DispatchResult:
+    """Send every rendered row of these senders for the occurrence and record each outcome."""
+    with session_scope() as session:
+        touches = pending_touches(occurrence, senders, now=now, session=session)
+    return dispatch_batch.fn(chat_type, ComposedBatch(ready=touches))

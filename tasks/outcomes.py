@@ -23,8 +23,15 @@ class RunTally:
     already_done: Counter[str] = field(default_factory=Counter)
     calls: int = 0
     sample: str | None = None
+    # rows caught in `sending` by a crash, by what reconciling made of them (sent/planned/unknown)
+    reconciled: dict[str, int] = field(default_factory=dict)
 
     def add(self, planned: Any, composed: Any, dispatched: Any) -> None:
+        self.add_prepared(planned, composed)
+        self.add_dispatched(dispatched)
+
+    def add_prepared(self, planned: Any, composed: Any) -> None:
+        """A batch planned and rendered."""
         self.recipients += (
             len(planned.touches)
             + sum(planned.already_done.values())
@@ -38,9 +45,12 @@ class RunTally:
             self.this_run[("planned", "deferred: quiet hours")] += planned.deferred
         for reason, rows in composed.skipped.items():
             self.this_run[("skipped", reason)] += rows
+        self.sample = self.sample or composed.sample
+
+    def add_dispatched(self, dispatched: Any) -> None:
+        """Mass-message calls made and their outcomes."""
         self.this_run.update(dispatched.outcomes)
         self.calls += dispatched.calls
-        self.sample = self.sample or composed.sample
 
 
 def artifact_key(*parts: str) -> str:
@@ -79,6 +89,7 @@ def publish_outcomes(occurrence: Occurrence, title: str, tally: RunTally) -> dic
         "recipients": tally.recipients,
         "this_run": {f"{s}:{r}" if r else s: n for (s, r), n in tally.this_run.items()},
         "already_done": dict(tally.already_done),
+        "reconciled": dict(tally.reconciled),
         "totals": {f"{s}:{r}" if r else s: n for s, r, n in totals},
     }
 
@@ -97,6 +108,9 @@ def _summary_markdown(occurrence: Occurrence, title: str, tally: RunTally) -> st
         f"- sent by this run: **{sent_now}** in {tally.calls} mass-message call(s) via `{occurrence.channel}`",
         f"- already settled by an earlier run (not sent again): **{earlier}**",
     ]
+    if tally.reconciled:
+        found = ", ".join(f"{status} {rows}" for status, rows in sorted(tally.reconciled.items()))
+        lines.append(f"- caught in `sending` by an interrupted run, reconciled: {found}")
     lines += [
         f"- {status} ({reason or 'no reason'}) this run: {n}"
         for (status, reason), n in sorted(tally.this_run.items())

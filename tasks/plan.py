@@ -29,6 +29,7 @@ from tasks.guard import (
     group_caps,
     run_guards,
 )
+from tasks.timing import timed
 
 SENDABLE_VALUES = frozenset(s.value for s in SENDABLE)
 
@@ -124,13 +125,15 @@ def plan_batch(
             batch.deferred += 1
         else:
             _count(batch.already_done, status)
-    decisions = guard(candidates)
-    recorded = record_planned(
-        occurrence, [planned[t.id] for t in candidates], session=session, now=now
-    )
-    rows = {row.target_id: row for row in recorded}
-    ids = {t.id: rows[planned[t.id].target_id].delivery_id for t in candidates}
-    _apply(decisions, ids, session=session)
+    with timed("guards"):
+        decisions = guard(candidates)
+    with timed("record"):
+        recorded = record_planned(
+            occurrence, [planned[t.id] for t in candidates], session=session, now=now
+        )
+        rows = {row.target_id: row for row in recorded}
+        ids = {t.id: rows[planned[t.id].target_id].delivery_id for t in candidates}
+        _apply(decisions, ids, session=session)
     for target in candidates:
         row, decision = rows[planned[target.id].target_id], decisions.get(target.id)
         if row.status not in SENDABLE_VALUES:  # settled meanwhile by a concurrent run

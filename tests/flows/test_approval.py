@@ -1,0 +1,200 @@
+"""Operator approval: a large step pauses its run for an approve/reject form, answered through the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterName,
+    FlowRunFilterStartTime,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import FlowPauseTimeout
+from prefect.input import keyset_from_paused_state
+
+from flows.community import community_sop
+from sopflow.clock import at_local, utcnow
+from sopflow.settings import PROJECT_ROOT, reset_settings
+from tasks.approval import REJECTED, TIMED_OUT, rejection_reason
+from tests.factories import deliveries, make_world
+
+DAY = dt.date(2026, 11, 24)
+MORNING = at_local(DAY, 8, 30)
+RUN_NAME = "morning-price 2026-11-24"
+APPROVAL_KEY = "morning-price-main-approval"
+
+
+@pytest.fixture
+def world(database_url: str):
+    return make_world(DAY, database_url)
+
+
+@pytest.fixture
+def approval_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Set `approval: {over: N}` on a copy of the shipped morning-price SOP; answers polled each second."""
+    folder = tmp_path / "sop"
+    shutil.copytree(PROJECT_ROOT / "sop" / "community", folder / "community")
+    monkeypatch.setenv("SOPFLOW_SOP_DIR", str(folder))
+    monkeypatch.setenv("SOPFLOW_APPROVAL_POLL_SECONDS", "1")
+    reset_settings()
+
+    def set_over(over: int) -> None:
+        path = folder / "community" / "morning-price.md"
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("audience:\n", f"approval: {{over: {over}}}\naudience:\n", 1))
+
+    return set_over
+
+
+class Background:
+    """A community flow run in a thread of this process, against the session's Prefect server."""
+
+    def __init__(self) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.started = utcnow()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+        except BaseException as error:  # handed to the test thread by join()
+            self.error = error
+
+    def join(self, timeout: float = 30) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the flow run did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture
+def background() -> Iterator[list[Background]]:
+    runs: list[Background] = []
+    yield runs
+    for run in runs:
+        run.thread.join(30)
+
+
+def paused_run(started: dt.datetime, deadline: float = 20) -> FlowRun:
+    """Poll the Prefect API until this test's run is Paused."""
+    flow_run_filter = FlowRunFilter(
+        name=FlowRunFilterName(any_=[RUN_NAME]),
+        start_time=FlowRunFilterStartTime(after_=started - dt.timedelta(seconds=1)),
+    )
+    end = time.monotonic() + deadline
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < end:
+            runs = client.read_flow_runs(flow_run_filter=flow_run_filter)
+            paused = [r for r in runs if r.state and r.state.is_paused()]
+            if paused:
+                return paused[0]
+            time.sleep(0.2)
+    raise AssertionError("the flow run never paused")
+
+
+def approval_markdown(flow_run_id: UUID) -> str:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[APPROVAL_KEY]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    assert len(artifacts) == 1
+    return str(artifacts[0].data)
+
+
+def resume(flow_run_id: UUID, run_input: dict[str, Any]) -> str:
+    with get_client(sync_client=True) as client:
+        return str(client.resume_flow_run(flow_run_id, run_input=run_input).status.value)
+
+
+def test_a_step_over_the_threshold_pauses_with_a_summary_and_sends_once_approved(
+    world, approval_over, background
+) -> None:
+    approval_over(1)
+    background.append(run := Background())
+
+    paused = paused_run(run.started)
+
+    markdown = approval_markdown(paused.id)
+    assert "audience: **4 group(s)**" in markdown and "approval over 1" in markdown
+    assert "| zhangwei.bj01 | 2 |" in markdown and "| lina.sh01 | 1 |" in markdown
+    assert "**3** mass-message task(s) across **2** staff member(s)" in markdown
+    assert "北京生鲜爱好者群" in markdown and "鸡蛋3.99元/斤" in markdown
+    assert deliveries() == []  # nothing is planned while the operator decides
+    with get_client(sync_client=True) as client:
+        keyset = keyset_from_paused_state(paused.state)
+        assert "approve" in str(client.read_flow_run_input(paused.id, keyset["schema"]))
+        assert "4 group(s)" in str(client.read_flow_run_input(paused.id, keyset["description"]))
+    assert resume(paused.id, {"approve": "maybe"}) == "REJECT"  # a bad answer is refused
+    assert resume(paused.id, {"approve": True, "note": "ok"}) == "ACCEPT"
+    summaries = run.join()
+
+    assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]
+    assert summaries[0]["this_run"]["sent"] == 3
+
+
+def test_a_rejected_step_records_every_group_as_skipped_and_sends_nothing(
+    world, approval_over, background, database_url: str
+) -> None:
+    approval_over(1)
+    background.append(run := Background())
+    paused = paused_run(run.started)
+
+    assert resume(paused.id, {"approve": False, "note": "  prices\n not checked yet "}) == "ACCEPT"
+    summaries = run.join()
+
+    reason = f"{REJECTED}: prices not checked yet"
+    rows = deliveries()
+    assert len(rows) == 4 and {(r.status, r.reason) for r in rows} == {("skipped", reason)}
+    assert all(r.idempotency_key.startswith("morning-price:main:2026-11-24:group:") for r in rows)
+    assert summaries[0]["this_run"] == {f"skipped:{reason}": 4}
+    outbox = Path(database_url.split(":///", 1)[1]).parent / "data" / "outbox"
+    assert not list(outbox.glob("*.jsonl"))
+    # The occurrence stays rejected: a later run neither asks again nor sends.
+    assert community_sop(sop_id="morning-price", day=DAY, now=MORNING)[0]["this_run"] == {}
+
+
+def test_a_step_at_or_under_the_threshold_runs_without_pausing(world, approval_over) -> None:
+    approval_over(4)
+
+    summaries = community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+
+    assert summaries[0]["this_run"]["sent"] == 3
+    assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]
+
+
+def test_an_unanswered_approval_records_not_approved_in_time_and_fails_the_run(
+    world, approval_over, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    approval_over(1)
+    monkeypatch.setenv("SOPFLOW_APPROVAL_TIMEOUT_HOURS", "0.0005")  # 2 s
+    reset_settings()
+
+    with pytest.raises(FlowPauseTimeout, match=TIMED_OUT):
+        community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+
+    assert {(r.status, r.reason) for r in deliveries()} == {("skipped", TIMED_OUT)}
+
+
+def test_a_rejection_note_is_collapsed_and_cut_to_fit_the_reason_column() -> None:
+    assert rejection_reason() == REJECTED
+    assert rejection_reason(" too \n many ") == f"{REJECTED}: too many"
+    assert len(rejection_reason("x" * 500)) == 255
