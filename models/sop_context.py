@@ -286,6 +286,9 @@ FIELD_DOCS: dict[str, str] = {
 _SAME_AS = {"stats.sold_out", "stats.items_left"}
 # Fields that must never appear in a message (lint warns).
 INTERNAL_FIELDS = ("customer.external_userid", "group.chat_id", "group.owner.userid")
+# Fields unique to one customer: a 1:1 text reading them cannot be shared by a staff member's
+# customers, so WeCom gets one mass-message task per customer instead of one per text.
+PER_CUSTOMER_FIELDS = ("customer.name",)
 
 
 def _variables_for(kind: str, channel: str, step: str, on: str | None) -> Iterator[Variable]:

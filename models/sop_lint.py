@@ -10,7 +10,12 @@ from typing import TextIO
 
 from jinja2 import TemplateSyntaxError
 
-from models.sop_context import INTERNAL_FIELDS, available_variables, step_context
+from models.sop_context import (
+    INTERNAL_FIELDS,
+    PER_CUSTOMER_FIELDS,
+    available_variables,
+    step_context,
+)
 from models.sop_loader import ParsedSop, Problem, duplicate_id_problems, parse_sop, sop_files
 from models.sop_spec import Section, SopSpec, did_you_mean
 from sopflow import clock
@@ -98,6 +103,14 @@ def _variable_problems(parsed: ParsedSop, spec: SopSpec, step: str, section: Sec
             parsed.add(
                 section.first_line + line - 1,
                 f"`{path}` is an internal id; do not put it in a message to customers",
+                "warning",
+            )
+        elif spec.channel == "customer" and path in PER_CUSTOMER_FIELDS:
+            parsed.add(
+                section.first_line + line - 1,
+                f"`{path}` makes every customer's text different, so each staff member gets one "
+                "WeCom task to confirm per customer (thousands); use segment-level fields such "
+                "as customer.region or customer.tier_label, or accept the extra tasks",
                 "warning",
             )
     return errors

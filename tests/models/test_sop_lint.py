@@ -12,6 +12,7 @@ import pytest
 from models.sop_context import VARIABLES, available_variables, field_paths, reference_markdown
 from models.sop_lint import find_claims, lint_paths, main_lint
 from sopflow import clock
+from sopflow.settings import PROJECT_ROOT
 
 ROOT = Path(__file__).resolve().parents[2]
 SOP_DIR = ROOT / "sop"
@@ -245,3 +246,16 @@ def test_readme_variable_table_matches_the_context_module() -> None:
     for variable in VARIABLES:
         for path in field_paths(variable.name, variable.sample):
             assert f"`{path}`" in readme
+
+
+def test_a_1to1_text_with_the_customers_name_warns_about_one_task_per_customer(tmp_path) -> None:
+    source = PROJECT_ROOT / "tests" / "fixtures" / "sop_customer" / "dormant-care.md"
+    text = source.read_text(encoding="utf-8").replace(
+        "{{ customer.region }}的", "{{ customer.name }}，"
+    )
+    (tmp_path / "dormant-care.md").write_text(text, encoding="utf-8")
+
+    problems = lint_paths(tmp_path)
+
+    assert [(p.severity, p.line) for p in problems] == [("warning", 17)]
+    assert "one WeCom task to confirm per customer" in problems[0].message
