@@ -105,7 +105,8 @@ def _variable_problems(parsed: ParsedSop, spec: SopSpec, step: str, section: Sec
                 f"`{path}` is an internal id; do not put it in a message to customers",
                 "warning",
             )
-        elif spec.channel == "customer" and path in PER_CUSTOMER_FIELDS:
+        elif spec.channel == "customer" and spec.kind != "trigger" and path in PER_CUSTOMER_FIELDS:
+            # Triggers answer one customer's event at a time; a personal text costs nothing there.
             parsed.add(
                 section.first_line + line - 1,
                 f"`{path}` makes every customer's text different, so each staff member gets one "
