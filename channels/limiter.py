@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 
 class RateLimiter:
@@ -69,8 +70,7 @@ class KeyedRateLimiter:
         _check(rate, per)
         self.rate = rate
         self.per = per
-        self._clock = clock
-        self._sleep = sleep
+        self._new = partial(RateLimiter, rate, per, clock=clock, sleep=sleep)
         self._limiters: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
 
@@ -83,11 +83,9 @@ class KeyedRateLimiter:
 
     def _limiter(self, key: str) -> RateLimiter:
         with self._lock:
-            limiter = self._limiters.get(key)
-            if limiter is None:
-                limiter = RateLimiter(self.rate, self.per, clock=self._clock, sleep=self._sleep)
-                self._limiters[key] = limiter
-            return limiter
+            if key not in self._limiters:
+                self._limiters[key] = self._new()
+            return self._limiters[key]
 
 
 def _check(rate: int, per: float) -> None:

@@ -25,7 +25,11 @@ def prefect_harness() -> Iterator[None]:
 @pytest.fixture
 def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh, migrated SQLite database that the settings point at for this test."""
-    url = f"sqlite:///{tmp_path / 'sopflow.db'}"
+    yield from _use_database(f"sqlite:///{tmp_path / 'sopflow.db'}", tmp_path, monkeypatch)
+
+
+def _use_database(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the settings at `url` (migrated) for one test, then forget it."""
     monkeypatch.setenv("SOPFLOW_DATABASE_URL", url)
     monkeypatch.setenv("SOPFLOW_DATA_DIR", str(tmp_path / "data"))
     reset_settings()
@@ -62,14 +66,7 @@ def postgres_url(
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
     url = postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
-    monkeypatch.setenv("SOPFLOW_DATABASE_URL", url)
-    monkeypatch.setenv("SOPFLOW_DATA_DIR", str(tmp_path / "data"))
-    reset_settings()
-    db.dispose_engines()
-    db.upgrade(url)
-    yield url
-    db.dispose_engines()
-    reset_settings()
+    yield from _use_database(url, tmp_path, monkeypatch)
 
 
 @pytest.fixture
