@@ -7,19 +7,25 @@ from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import opaque
 
 from flows.community import occurrence_day
+from models.sop_spec import CustomerAudience
 from sopflow.clock import utcnow
 from sopflow.settings import get_settings
-from tasks.audience import plan_customer_batches, resolve_customers
-from tasks.compose import render_customer_messages
+from tasks.audience import IdRange, plan_customer_batches, resolve_customers
+from tasks.compose import ComposedBatch, render_customer_messages
 from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_senders, plan_dispatch
 from tasks.outcomes import RunTally, publish_outcomes
-from tasks.plan import plan_customer_touches
+from tasks.plan import PlannedBatch, occurrence_started, plan_customer_touches
 from tasks.sops import load_sop_by_id
+from tasks.timing import collect_garbage
 
-WINDOW = 8  # batches in flight at once
+WINDOW = 4  # batches in flight at once
+# SQLite has one writer: more threads only queue for it (and hold more batches in memory).
+WORKERS = 3
 
 
 def run_name() -> str:
@@ -33,37 +39,68 @@ def run_name() -> str:
     return f"{label} {occurrence_day(day).isoformat()}"
 
 
-@flow(name="customer-sop", flow_run_name=run_name)
+def prepare_window(
+    spec: Any,
+    step: str,
+    key: Occurrence,
+    audience: CustomerAudience,
+    window: list[IdRange],
+    now: dt.datetime,
+    day: dt.date,
+    fresh: bool,
+) -> list[tuple[PlannedBatch, ComposedBatch]]:
+    """Resolve, render and plan a window of batches; what each batch planned, and its sample."""
+    customers = resolve_customers.map(
+        unmapped(audience), window, unmapped(now), unmapped(key), unmapped(fresh)
+    )
+    # `opaque`: hand each batch over as it is; Prefect would otherwise walk every item of it.
+    composed = render_customer_messages.map(
+        unmapped(spec), unmapped(step), [opaque(c) for c in customers], unmapped(day)
+    )
+    planned = plan_customer_touches.map(
+        unmapped(spec),
+        unmapped(key),
+        [opaque(c) for c in customers],
+        [opaque(c) for c in composed],
+        unmapped(now),
+    )
+    return list(zip(planned.result(), composed.result(), strict=True))
+
+
+@flow(
+    name="customer-sop",
+    flow_run_name=run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=WORKERS),  # type: ignore[arg-type]
+)
 def customer_sop(
     sop_id: str,
     step: str = "main",
     day: dt.date | None = None,
     now: dt.datetime | None = None,
     occurrence: str | None = None,
+    audience: CustomerAudience | None = None,
 ) -> dict[str, Any]:
     """Send `step` of a 1:1 SOP to its customer audience, batch by batch, through the guards.
 
     `occurrence` names the occurrence in idempotency keys (default: the day); `now` decides
-    quiet hours, caps and recency and lets tests move the clock.
+    quiet hours, caps and recency and lets tests move the clock. `audience` replaces the SOP's
+    (a lifecycle step narrows it to the customers who entered their stage on one day).
     """
     now = now or utcnow()
     day = occurrence_day(day)
     spec = load_sop_by_id(sop_id)
-    audience = spec.audience.customers
+    audience = audience or spec.audience.customers
     channel = get_settings().channel
     key = Occurrence(spec.id, step, occurrence or day.isoformat(), channel, flow_run.id)
     ranges = plan_customer_batches(audience, get_settings().batch_size, now)
+    started = occurrence_started(key)
     tally = RunTally()
     # A window of batches at a time keeps memory bounded however large the audience.
     for start in range(0, len(ranges), WINDOW):
         window = ranges[start : start + WINDOW]
-        customers = resolve_customers.map(unmapped(audience), window, unmapped(now))
-        planned = plan_customer_touches.map(unmapped(spec), unmapped(key), customers, unmapped(now))
-        composed = render_customer_messages.map(
-            unmapped(spec), unmapped(step), planned, unmapped(day)
-        )
-        for batch in zip(planned.result(), composed.result(), strict=True):
+        for batch in prepare_window(spec, step, key, audience, window, now, day, not started):
             tally.add_prepared(*batch)
+        collect_garbage()  # the window's batches, held in cycles by Prefect's futures
     # Dispatch per sender over the whole occurrence: one WeCom task per staff member and text.
     buckets = plan_dispatch(key, now)
     senders = dispatch_senders.map(unmapped(key), unmapped("single"), buckets, unmapped(now))

@@ -101,3 +101,6 @@ class Event(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     occurred_at: dt.datetime = Field(sa_type=UTCDateTime)
     processed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The drain holding the event until it is processed; a claim older than the lease may be retaken.
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

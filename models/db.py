@@ -14,6 +14,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from sopflow.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+READONLY = "sopflow_readonly"  # execution option: a session that only reads
 
 
 def all_tables() -> type[SQLModel]:
@@ -31,7 +32,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
@@ -44,14 +45,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=60000")
+    # Bulk writes of a whole batch touch thousands of index pages: keep them in memory until the
+    # commit (64 MB per connection) and checkpoint the WAL in bigger steps.
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
+def _sqlite_begin(connection: Any) -> None:
     # A transaction that reads, then writes, must take the write lock up front: a deferred one
     # fails at once with "database is locked" when another connection wrote in between, instead
-    # of waiting for busy_timeout.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # of waiting for busy_timeout. Read-only sessions read a snapshot and never wait for writers.
+    readonly = connection.get_execution_options().get(READONLY, False)
+    connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 @lru_cache(maxsize=4)
@@ -67,12 +73,20 @@ def get_engine(url: str | None = None) -> Engine:
 def dispose_engines() -> None:
     """Forget every cached engine (tests switching databases call this)."""
     _engine_for.cache_clear()
+    _readonly_engine_for.cache_clear()
+
+
+@lru_cache(maxsize=4)
+def _readonly_engine_for(url: str) -> Engine:
+    return _engine_for(url).execution_options(**{READONLY: True})
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    with Session(get_engine(url), expire_on_commit=False) as session:
+def session_scope(url: str | None = None, *, readonly: bool = False) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error; `readonly` ones don't queue behind writers."""
+    url = url or get_settings().database_url
+    engine = _readonly_engine_for(url) if readonly else get_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -40,12 +40,16 @@ def _deal(
     }
 
 
-def _item(product: dict[str, Any], price: int, competitor_price: int, stock: int) -> dict[str, Any]:
+def _item(
+    product: dict[str, Any], price: int, list_price: int, competitor_price: int, stock: int
+) -> dict[str, Any]:
     return {
         "product": product,
         "name": product["name"],
         "unit": product["unit"],
         "price": price,
+        "list_price": list_price,
+        "discount": round(price / list_price, 2),
         "competitor_name": "某东",
         "competitor_price": competitor_price,
         "saving": competitor_price - price,
@@ -61,9 +65,9 @@ _DEALS = [
     _deal(_product("海南香蕉", "斤", "fresh", "FR-1004"), 299, 499, 500, 1500),
 ]
 _ITEMS = [
-    _item(_product("蓝月亮深层洁净洗衣液 3kg", "瓶", "daily", "DL-2001"), 3990, 5990, 100),
-    _item(_product("维达超韧抽纸 24包", "提", "daily", "DL-2002"), 4590, 5690, 300),
-    _item(_product("舒肤佳纯白清香沐浴露 1L", "瓶", "daily", "DL-2003"), 2990, 3990, 200),
+    _item(_product("蓝月亮深层洁净洗衣液 3kg", "瓶", "daily", "DL-2001"), 3990, 7990, 5990, 100),
+    _item(_product("维达超韧抽纸 24包", "提", "daily", "DL-2002"), 4590, 6990, 5690, 300),
+    _item(_product("舒肤佳纯白清香沐浴露 1L", "瓶", "daily", "DL-2003"), 2990, 4990, 3990, 200),
 ]
 
 
@@ -255,6 +259,8 @@ FIELD_DOCS: dict[str, str] = {
     "items[].name": "商品名(同 product.name)",
     "items[].unit": "单位",
     "items[].price": "活动价,分",
+    "items[].list_price": "原价,分",
+    "items[].discount": "折扣(0.1 = 1折,用 zhe 过滤器显示)",
     "items[].competitor_name": "比价对象(某东 …)",
     "items[].competitor_price": "比价对象的价格,分",
     "items[].saving": "比对方便宜多少,分",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +15,14 @@ from sopflow.settings import PROJECT_ROOT, get_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="The sopflow database schema.")
 app.add_typer(db_app, name="db")
+campaign_app = typer.Typer(
+    no_args_is_help=True, help="Promotion campaigns: scheduled runs of their SOP's steps."
+)
+app.add_typer(campaign_app, name="campaign")
+event_app = typer.Typer(
+    no_args_is_help=True, help="Events that trigger SOPs: record one by hand, or a price drop."
+)
+app.add_typer(event_app, name="event")
 
 
 def _say(text: str) -> None:
@@ -146,6 +155,120 @@ def deployments(
         _say(f"wrote {output}")
     else:
         _say(f"{output} is already up to date")
+
+
+def _show_runs(code: str, runs: list, verb: str) -> None:
+    from sopflow.clock import local
+
+    tz = get_settings().timezone
+    _say(f"{code}: {verb} {len(runs)} run(s) on deployment promotion-step")
+    for run in runs:
+        when = local(run.scheduled_at, tz).strftime("%Y-%m-%d %H:%M")
+        _say(f"  {run.step:<10} {when} ({tz})  {run.state:<10} {run.flow_run_id}")
+
+
+def _campaign_call(action: str, code: str, **kwargs: object) -> list:
+    """Run one action of sopflow.campaigns, turning a domain error into a plain message."""
+    from sopflow import campaigns
+    from sopflow.errors import SopError
+
+    try:
+        return getattr(campaigns, f"{action}_campaign")(code, **kwargs)
+    except SopError as error:
+        _fail(str(error))
+    return []
+
+
+@campaign_app.command("schedule")
+def campaign_schedule(code: Annotated[str, typer.Argument(help="The campaign code.")]) -> None:
+    """Create one scheduled run per SOP step at start + offset; the campaign becomes scheduled."""
+    _show_runs(code, _campaign_call("schedule", code), "scheduled")
+
+
+@campaign_app.command("reschedule")
+def campaign_reschedule(
+    code: Annotated[str, typer.Argument(help="The campaign code.")],
+    start: Annotated[str, typer.Option(help='New start, local time: "YYYY-MM-DD HH:MM".')],
+) -> None:
+    """Move the campaign's start (its end moves with it) and replace its pending runs."""
+    try:
+        starts_local = dt.datetime.strptime(start, "%Y-%m-%d %H:%M")
+    except ValueError:
+        _fail(f'--start {start!r} is not a time; write it as "YYYY-MM-DD HH:MM"')
+    _show_runs(code, _campaign_call("reschedule", code, starts_local=starts_local), "rescheduled")
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(code: Annotated[str, typer.Argument(help="The campaign code.")]) -> None:
+    """Cancel the campaign's pending runs and mark it cancelled."""
+    _show_runs(code, _campaign_call("cancel", code), "cancelled")
+
+
+DRAIN_HINT = (
+    "the drain-events deployment sends it within a minute "
+    "(now: prefect deployment run drain-events/drain-events)"
+)
+
+
+def _record(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one recording function of tasks.events in a transaction; an EventError is a plain message."""
+    from models.db import session_scope
+    from sopflow.clock import utcnow
+    from sopflow.errors import EventError
+
+    try:
+        with session_scope() as session:
+            return action(*args, now=utcnow(), session=session, **kwargs)
+    except EventError as error:
+        _fail(str(error))
+
+
+@event_app.command("add")
+def event_add(
+    kind: Annotated[
+        str, typer.Argument(help="contact.added, favourite.price_drop, order.shipped …")
+    ],
+    customer: Annotated[str, typer.Option(help="The customer's external_userid.")],
+    product: Annotated[
+        str | None, typer.Option(help="Product SKU (favourite, favourite.price_drop).")
+    ] = None,
+    payload: Annotated[
+        str | None, typer.Option(help="JSON object, e.g. '{\"order_id\": 123}'.")
+    ] = None,
+) -> None:
+    """Record one pending event for a manual test of the trigger SOPs."""
+    import json
+
+    from tasks.events import record_event
+
+    try:
+        data = json.loads(payload) if payload else {}
+    except json.JSONDecodeError as error:
+        _fail(f"--payload is not JSON: {error}")
+    if not isinstance(data, dict):
+        _fail("--payload must be a JSON object such as '{\"order_id\": 123}'")
+    event_id = _record(record_event, kind, customer=customer, sku=product, payload=data)
+    _say(f"event {event_id} recorded: {kind} for {customer}; {DRAIN_HINT}")
+
+
+@event_app.command("price-drop")
+def event_price_drop(
+    sku: Annotated[str, typer.Argument(help="The product SKU.")],
+    price: Annotated[str, typer.Option(help="The new price in yuan, e.g. 228 or 19.9.")],
+) -> None:
+    """Lower a product's price and record a favourite.price_drop event per customer who favourited it."""
+    from tasks.events import record_price_drop, yuan_to_fen
+    from tasks.render import yuan
+
+    try:
+        new_price = yuan_to_fen(price)
+    except ValueError as error:
+        _fail(str(error))
+    drop = _record(record_price_drop, sku, new_price)
+    _say(
+        f"{drop.sku} {drop.name}: {yuan(drop.old_price)} → {yuan(drop.new_price)}; "
+        f"{drop.events} favourite.price_drop event(s) recorded; {DRAIN_HINT}"
+    )
 
 
 @app.command("up")

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from models.sop_loader import load_sops
+from sopflow.clock import DEFAULT_TZ
 from sopflow.errors import SopDefinitionError
 
 WORK_POOL = "sopflow"
@@ -21,10 +22,37 @@ HEADER = (
 
 # The flow that runs each kind of SOP.
 ENTRYPOINTS = {"community": "flows/community.py:community_sop"}
+# Kinds whose steps run relative to a campaign: no deployment per SOP; `sopflow campaign schedule`
+# creates one scheduled run per step on the single `promotion-step` deployment below.
+CAMPAIGN_KINDS = ("promotion",)
 
+PROMOTION_STEP = {
+    "name": "promotion-step",
+    "description": "One step of a campaign's promotion SOP (预告-爆发-复盘); "
+    "runs are created by `sopflow campaign schedule CODE`",
+    "entrypoint": "flows/promotion.py:promotion_step",
+    "tags": ["promotion"],
+    "parameters": {},
+    "work_pool": {"name": WORK_POOL},
+}
+
+
+# Lifecycle SOPs: one deployment per step, `<sop-id>-<step>`, daily at the step's `send_at`; each
+# run sends the step to the customers who entered the stage `after` days before (flows/lifecycle.py).
+LIFECYCLE_ENTRYPOINT = "flows/lifecycle.py:lifecycle_sop"
 
 # Deployments every installation runs, whatever the SOP files say.
 HOUSEKEEPING = [
+    {
+        "name": "classify-stages",
+        "description": "Classify every customer's lifecycle stage from orders and contact state "
+        "(just after midnight, before plan-day reserves the day's lifecycle steps)",
+        "entrypoint": "flows/lifecycle.py:classify_stages",
+        "tags": ["housekeeping", "lifecycle"],
+        "parameters": {},
+        "work_pool": {"name": WORK_POOL},
+        "schedules": [{"cron": "0 0 * * *", "timezone": "Asia/Shanghai", "active": True}],
+    },
     {
         "name": "plan-day",
         "description": "Reserve each customer's capped slots for the day by SOP priority (before any send)",
@@ -42,6 +70,18 @@ HOUSEKEEPING = [
         "parameters": {},
         "work_pool": {"name": WORK_POOL},
         "schedules": [{"cron": "*/30 * * * *", "timezone": "Asia/Shanghai", "active": True}],
+    },
+    {
+        # Trigger SOPs (kind: trigger) get no deployment each: one drain serves them all, in
+        # batches from the Event table (one Prefect run per event would drop bursts).
+        "name": "drain-events",
+        "description": "Drain pending events in batches into the trigger SOPs "
+        "(welcome, favourite price drop, order shipped); also run on demand",
+        "entrypoint": "flows/triggers.py:drain_events",
+        "tags": ["housekeeping", "trigger"],
+        "parameters": {},
+        "work_pool": {"name": WORK_POOL},
+        "schedules": [{"cron": "* * * * *", "timezone": "Asia/Shanghai", "active": True}],
     },
 ]
 
@@ -68,6 +108,38 @@ def deployment_for(spec: Any, sop_root: Path) -> dict[str, Any]:
     return entry
 
 
+def lifecycle_deployments(spec: Any, sop_root: Path) -> list[dict[str, Any]]:
+    """One prefect.yaml entry per lifecycle step, daily at its `send_at` in the SOP's timezone."""
+    timezone = spec.schedule.timezone if spec.schedule else DEFAULT_TZ
+    entries = []
+    for step in spec.step_list:
+        hour, minute = step.send_time or (0, 0)
+        entries.append(
+            {
+                "name": f"{spec.id}-{step.name.replace('_', '-')}",
+                "description": f"{spec.title} · {step.name}, {step.after} after entering the stage "
+                f"({_relative(spec.path, sop_root)})",
+                "entrypoint": LIFECYCLE_ENTRYPOINT,
+                "tags": [spec.kind, spec.category],
+                "parameters": {"sop_id": spec.id, "step": step.name},
+                "work_pool": {"name": WORK_POOL},
+                "schedules": [
+                    {"cron": f"{minute} {hour} * * *", "timezone": timezone, "active": True}
+                ],
+            }
+        )
+    return entries
+
+
+def deployments_for(spec: Any, sop_root: Path) -> list[dict[str, Any]]:
+    """The prefect.yaml entries of one SOP."""
+    if spec.kind == "trigger":
+        return []  # served by the drain-events deployment
+    if spec.kind == "lifecycle":
+        return lifecycle_deployments(spec, sop_root)
+    return [deployment_for(spec, sop_root)]
+
+
 def _relative(path: Any, root: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(root.resolve().parent))
@@ -81,7 +153,13 @@ def render_prefect_yaml(specs: Sequence[Any], sop_root: Path) -> str:
         "name": "sopflow",
         "prefect-version": PREFECT_VERSION,
         "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}],
-        "deployments": [deployment_for(s, sop_root) for s in sorted(specs, key=lambda s: s.id)]
+        "deployments": [
+            entry
+            for s in sorted(specs, key=lambda s: s.id)
+            if s.kind not in CAMPAIGN_KINDS
+            for entry in deployments_for(s, sop_root)
+        ]
+        + [PROMOTION_STEP]
         + HOUSEKEEPING,
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)

@@ -4,6 +4,7 @@
     ├── SopDefinitionError (also ValueError)   a bad SOP file: path, line, field
     ├── TemplateError                           a step failed to render: sop, step, variable
     ├── CalendarError (also ValueError)         a date China's official calendar does not cover
+    ├── EventError (also ValueError)            an event that cannot be recorded: unknown kind, customer …
     └── ChannelError                            a delivery channel refused or failed a call
         ├── ChannelTransient                    worth retrying: busy, rate limit, 5xx, timeout
         │   └── ChannelRateLimited              45009 / 45033: back off before retrying
@@ -53,6 +54,10 @@ class TemplateError(SopError):
 
 class CalendarError(SopError, ValueError):
     """A date outside the years China's official holiday calendar covers."""
+
+
+class EventError(SopError, ValueError):
+    """An event that cannot be recorded: unknown kind, customer, product or order, or a bad payload."""
 
 
 class ChannelError(SopError):

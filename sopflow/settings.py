@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     wecom_read_timeout: float = Field(default=15.0, alias="WECOM_READ_TIMEOUT")
 
     # Audience streaming: recipients per Prefect task run.
-    batch_size: int = Field(default=5000, alias="SOPFLOW_BATCH_SIZE", ge=1)
+    batch_size: int = Field(default=50_000, alias="SOPFLOW_BATCH_SIZE", ge=1)
 
     # Restraint (克制): quiet hours and frequency caps, shared by every SOP (tasks/guard.py, tasks/caps.py).
     # Quiet hours are local time in `timezone`; a window may wrap midnight (22:00-08:00) and
@@ -69,6 +69,20 @@ class Settings(BaseSettings):
     # treated as not approved; the paused run checks for an answer this often.
     approval_timeout_hours: float = Field(default=6.0, alias="SOPFLOW_APPROVAL_TIMEOUT_HOURS", gt=0)
     approval_poll_seconds: int = Field(default=10, alias="SOPFLOW_APPROVAL_POLL_SECONDS", ge=1)
+
+    # Lifecycle stages (tasks/stages.py), in local calendar days before the classification day.
+    # Activity is the last order, or the day the contact was added if there is none. In order:
+    # deleted contact -> churned; added <= stage_new_days ago with <= 1 order -> new;
+    # activity > stage_churned_days ago -> churned; > stage_dormant_days -> dormant;
+    # >= stage_mature_orders orders (or spent >= stage_mature_spent_fen when that is > 0, or a
+    # paid member when stage_mature_paid_member) -> mature; otherwise growing. The defaults are
+    # the rules the demo world is generated with (models/demo/__init__.py).
+    stage_new_days: int = Field(default=14, alias="SOPFLOW_STAGE_NEW_DAYS", ge=0)
+    stage_dormant_days: int = Field(default=30, alias="SOPFLOW_STAGE_DORMANT_DAYS", ge=1)
+    stage_churned_days: int = Field(default=90, alias="SOPFLOW_STAGE_CHURNED_DAYS", ge=1)
+    stage_mature_orders: int = Field(default=6, alias="SOPFLOW_STAGE_MATURE_ORDERS", ge=1)
+    stage_mature_spent_fen: int = Field(default=0, alias="SOPFLOW_STAGE_MATURE_SPENT_FEN", ge=0)
+    stage_mature_paid_member: bool = Field(default=False, alias="SOPFLOW_STAGE_MATURE_PAID_MEMBER")
 
     @property
     def outbox_dir(self) -> Path:

@@ -180,6 +180,18 @@ def trigger_today() -> list[tuple[str, str]]:
     return [(name, str(run_deployment(f"community-sop/{name}", timeout=0).id)) for name in names]
 
 
+def schedule_campaigns() -> None:
+    """Scheduled runs for each upcoming campaign's steps, so the UI shows them before they happen."""
+    from sopflow.campaigns import schedule_upcoming
+    from sopflow.clock import local
+
+    for code, runs in schedule_upcoming().items():
+        steps = ", ".join(
+            f"{r.step} {local(r.scheduled_at, get_settings().timezone):%m-%d %H:%M}" for r in runs
+        )
+        log.info("campaign %s scheduled: %s", code, steps)
+
+
 def wait_for_runs(runs: list[tuple[str, str]], seconds: float = 150) -> None:
     """Report each triggered run's final state and what it recorded."""
     from prefect import get_client
@@ -262,6 +274,7 @@ def _bring_up(stack: Stack, *, customers: int, port: int) -> int:
     log.info("starting the Prefect server (first start takes ~15 s) …")
     start_prefect(stack, port)
     log.info("sending through %s", channel)
+    schedule_campaigns()
     runs = trigger_today()
     log.info("triggered today's runs: %s; waiting for them …", ", ".join(n for n, _ in runs))
     wait_for_runs(runs)

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import BigInteger, Select, cast, func, or_, select
+from sqlalchemy import BigInteger, Select, cast, func, literal, or_, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from models.db import session_scope
+from models.delivery import Delivery
 from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Tag
+from models.sop_spec import CustomerAudience
 from sopflow.clock import utcnow
-from tasks.timing import timed
+from tasks.deliveries import SENDABLE_VALUES, Occurrence
+from tasks.timing import gc_paused, timed
 
 IdRange = tuple[int, int]
 
@@ -139,8 +144,7 @@ def first_group(groups: Any, *, session: Session, chat_id: str | None = None) ->
     return found[0] if found else None
 
 
-@dataclass(frozen=True)
-class CustomerTarget:
+class CustomerTarget(NamedTuple):
     """A customer as the guards, the templates and the dispatcher need them (no phone, ever)."""
 
     id: int
@@ -173,6 +177,13 @@ def customer_select() -> Select[Any]:
     ).outerjoin(Staff, col(Staff.id) == col(Customer.owner_staff_id))
 
 
+class StageEntryAudience(CustomerAudience):
+    """A lifecycle step's audience: the SOP's customers who entered their stage in [from, before)."""
+
+    entered_from: dt.datetime
+    entered_before: dt.datetime
+
+
 def customer_filters(customers: Any, *, as_of: dt.datetime | None = None) -> list[Any]:
     """WHERE clauses for a `customers:` audience; every value is a bound parameter.
 
@@ -189,12 +200,17 @@ def customer_filters(customers: Any, *, as_of: dt.datetime | None = None) -> lis
     ):
         values = getattr(customers, field, None)
         if values:
-            clauses.append(col(column).in_(list(values)))
+            # `|| ''` keeps SQLite's planner (which has no statistics) off these columns' indexes:
+            # it would scan the whole audience in the index for every id-range batch.
+            clauses.append((col(column) + "").in_(list(values)))
     if customers.tags_any:
         clauses.append(_has_tag(customers.tags_any))
     if customers.tags_none:
         clauses.append(~_has_tag(customers.tags_none))
     clauses.extend(_recency_filters(customers.last_purchase_days, as_of or utcnow()))
+    if isinstance(customers, StageEntryAudience):
+        clauses.append(col(Customer.stage_since) >= customers.entered_from)
+        clauses.append(col(Customer.stage_since) < customers.entered_before)
     return clauses
 
 
@@ -262,17 +278,71 @@ def plan_customer_batches(
     customers: Any, batch_size: int, as_of: dt.datetime | None = None
 ) -> list[IdRange]:
     """Split the SOP's customer audience into id ranges, one task run each."""
-    with timed("audience"), session_scope() as session:
+    with timed("audience"), session_scope(readonly=True) as session:
         return customer_id_ranges(customers, batch_size=batch_size, session=session, as_of=as_of)
+
+
+@dataclass
+class ResolvedBatch:
+    """The customers of a batch still to plan for an occurrence, and how many it has settled."""
+
+    customers: list[CustomerTarget] = dataclasses.field(default_factory=list)
+    already_done: dict[str, int] = dataclasses.field(default_factory=dict)  # status -> customers
+    deferred: int = 0  # customers whose touch waits for quiet hours to end
+
+
+def settled_in_range(
+    customers: Any, id_range: IdRange, key_prefix: str, *, now: dt.datetime, session: Session
+) -> ResolvedBatch | None:
+    """How an occurrence left the matching customers of `id_range`, counted in SQL; None when some
+    still need planning (no row under `key_prefix` + external_userid, or a sendable row now due).
+
+    One aggregate joins each customer to its row through the idempotency key, so a re-run of a
+    finished occurrence reads a few counts per batch instead of every customer.
+    """
+    low, high = id_range
+    row = aliased(Delivery)
+    waiting = col(row.not_before) > now
+    statement = (
+        select(row.status, waiting, func.count())
+        .select_from(Customer)
+        .outerjoin(
+            row, col(row.idempotency_key) == literal(key_prefix) + col(Customer.external_userid)
+        )
+        .where(*customer_filters(customers, as_of=now), col(Customer.id).between(low, high))
+        .group_by(row.status, waiting)
+    )
+    batch = ResolvedBatch()
+    for status, is_waiting, rows in session.execute(statement):
+        if status is None or (status in SENDABLE_VALUES and not is_waiting):
+            return None
+        if status in SENDABLE_VALUES:
+            batch.deferred += rows
+        else:
+            batch.already_done[status] = batch.already_done.get(status, 0) + rows
+    return batch
 
 
 @task(name="resolve-customers", cache_policy=NO_CACHE)
 def resolve_customers(
-    customers: Any, id_range: IdRange, as_of: dt.datetime | None = None
-) -> list[CustomerTarget]:
-    """The customers of one batch."""
-    with timed("audience"), session_scope() as session:
-        return customers_in_range(customers, id_range, session=session, as_of=as_of)
+    customers: Any,
+    id_range: IdRange,
+    now: dt.datetime,
+    occurrence: Occurrence,
+    fresh: bool = False,
+) -> ResolvedBatch:
+    """The customers of one batch, unless the occurrence has settled them all (then only counts).
+
+    `fresh`: the occurrence had no rows when the run started, so there is nothing to count.
+    """
+    with timed("audience"), gc_paused(), session_scope(readonly=True) as session:
+        if not fresh:
+            settled = settled_in_range(
+                customers, id_range, occurrence.key("customer", ""), now=now, session=session
+            )
+            if settled is not None:
+                return settled
+        return ResolvedBatch(customers_in_range(customers, id_range, session=session, as_of=now))
 
 
 # Holdout: a keyed integer hash of (customer id, SOP id) that Python and SQL compute alike, so

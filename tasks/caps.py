@@ -284,7 +284,8 @@ def cap_reasons(
     rank = PRIORITY_RANK[priority]
     reasons = {}
     for target_id in target_ids:
-        ahead = ahead_of(occurrence, rank, queue.get(target_id, ()))
+        slots = queue.get(target_id)
+        ahead = ahead_of(occurrence, rank, slots) if slots else []
         reason = cap_reason(used.get(target_id, Usage()), limits, ahead)
         if reason:
             reasons[target_id] = reason

@@ -72,6 +72,18 @@ def deals_for_group(
     return deals.get((category, group.region), []) + deals.get((category, None), [])
 
 
+def group_view(group: GroupTarget) -> dict[str, Any]:
+    """The `group` variable of any group step."""
+    return {
+        "name": group.name,
+        "chat_id": group.chat_id,
+        "region": group.region,
+        "theme": group.theme,
+        "member_count": group.member_count,
+        "owner": {"name": group.owner_name, "userid": group.owner_userid},
+    }
+
+
 def group_context(
     group: GroupTarget,
     deals: list[dict[str, Any]],
@@ -83,14 +95,7 @@ def group_context(
 ) -> dict[str, Any]:
     """Everything a community step's template may use (documented in sop/README.md)."""
     return {
-        "group": {
-            "name": group.name,
-            "chat_id": group.chat_id,
-            "region": group.region,
-            "theme": group.theme,
-            "member_count": group.member_count,
-            "owner": {"name": group.owner_name, "userid": group.owner_userid},
-        },
+        "group": group_view(group),
         "deals": deals,
         "slot": slot,
         "today": day,

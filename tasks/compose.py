@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.db import session_scope
 from models.delivery import DeliveryStatus
+from tasks.audience import CustomerTarget, ResolvedBatch
 from tasks.community_context import deals_for_group, deals_of_day, render_for_group
 from tasks.customer_context import segment_renderer
 from tasks.deliveries import attach_messages, set_status, store_message
+from tasks.lifecycle_context import lifecycle_context
 from tasks.plan import PlannedBatch, Touch
 from tasks.render import compile_step
-from tasks.timing import timed
+from tasks.timing import gc_paused, timed
 
 
-@dataclass(frozen=True)
-class Composed:
+class Composed(NamedTuple):
     """A touch with its rendered text, ready to dispatch."""
 
     delivery_id: int
@@ -34,6 +36,7 @@ class ComposedBatch:
     ready: list[Composed] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> rows
     sample: str | None = None
+    texts: dict[int, str] = field(default_factory=dict)  # customer id -> text, before planning
 
 
 def store_texts(composed: list[Composed], *, session: Any) -> None:
@@ -78,34 +81,30 @@ def compose_group_messages(
     return batch
 
 
-def compose_customer_messages(
-    spec: Any, step: str, touches: list[Touch], *, day: dt.date
+def render_customer_texts(
+    spec: Any, step: str, customers: Sequence[CustomerTarget], *, day: dt.date
 ) -> ComposedBatch:
     """Render the step for each customer; customers who read the same fields share one text."""
     batch = ComposedBatch()
-    if not touches:
+    if not customers:
         return batch
     render_for = segment_renderer(
         compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
     )
     with timed("render"):
-        for touch in touches:
-            content = render_for(touch.target)
-            batch.ready.append(
-                Composed(touch.delivery_id, touch.target.external_userid, touch.sender, content)
-            )
-    with timed("record"), session_scope() as session:
-        store_texts(batch.ready, session=session)
-    batch.sample = batch.ready[0].content if batch.ready else None
+        extra = lifecycle_context(spec, step, customers, day=day)
+        batch.texts = {c.id: render_for(c, extra.get(c.id)) for c in customers}
+    batch.sample = next(iter(batch.texts.values()))
     return batch
 
 
 @task(name="render-customer-messages", cache_policy=NO_CACHE)
 def render_customer_messages(
-    spec: Any, step: str, planned: PlannedBatch, day: dt.date
+    spec: Any, step: str, resolved: ResolvedBatch, day: dt.date
 ) -> ComposedBatch:
-    """Render the step for each customer of the batch still to be sent."""
-    return compose_customer_messages(spec, step, planned.touches, day=day)
+    """Render the step for each customer of the batch still to plan (texts are stored by planning)."""
+    with gc_paused():
+        return render_customer_texts(spec, step, resolved.customers, day=day)
 
 
 @task(name="render-messages", cache_policy=NO_CACHE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -65,16 +65,21 @@ def customer_fields_read(source: str) -> tuple[str, ...] | None:
 
 def segment_renderer(
     compiled: CompiledStep, *, day: dt.date, sop_id: str, sop_title: str
-) -> Callable[[CustomerTarget], str]:
-    """Render a customer's text, reusing the text of any customer with the same fields read."""
+) -> Callable[..., str]:
+    """Render a customer's text, reusing the text of any customer with the same fields read.
+
+    `extra` adds variables for one customer's text (a trigger's `event`, `product`, `order`).
+    """
     fields = customer_fields_read(compiled.source)
     cache: dict[tuple[Any, ...], str] = {}
 
-    def render_for(customer: CustomerTarget) -> str:
+    def render_for(customer: CustomerTarget, extra: Mapping[str, Any] | None = None) -> str:
         context = customer_context(customer, day=day, sop_id=sop_id, sop_title=sop_title)
+        context.update(extra or {})
         if fields is None:
             return render(compiled, context)
         key = tuple(repr(context["customer"][f]) if f in context["customer"] else f for f in fields)
+        key += (repr(extra),) if extra else ()
         if key not in cache:
             cache[key] = render(compiled, context)
         return cache[key]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -17,6 +17,18 @@ from sopflow.clock import utcnow
 
 # Rows in these states may be (re)sent by a run of their occurrence.
 SENDABLE = (DeliveryStatus.PLANNED, DeliveryStatus.FAILED)
+SENDABLE_VALUES = frozenset(s.value for s in SENDABLE)
+# Bulk UPDATEs go to the table, not the mapped class: no ORM bookkeeping per row changed.
+DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+IN_LIMIT = 10_000  # bound values per IN list or multi-row INSERT (SQLite allows 32,766)
+
+T = TypeVar("T")
+
+
+def chunked(items: Sequence[T], size: int = IN_LIMIT) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -33,24 +45,31 @@ class Occurrence:
         return f"{self.sop_id}:{self.step}:{self.occurrence}:{target_kind}:{target_id}"
 
 
-@dataclass(frozen=True)
-class PlannedTarget:
-    """A target to record as planned."""
+class PlannedTarget(NamedTuple):
+    """A target to record, with the state its row starts in (planned unless a guard decided).
+
+    A named tuple: a batch builds one per target, and rows are written from it as they are.
+    """
 
     target_kind: str  # group | customer
     target_id: str  # chat_id | external_userid
     sender: str | None
     group_id: int | None = None
     customer_id: int | None = None
+    status: str = DeliveryStatus.PLANNED.value
+    reason: str | None = None
+    not_before: dt.datetime | None = None
+    message_id: int | None = None
 
 
-@dataclass(frozen=True)
-class RecordedTouch:
+class RecordedTouch(NamedTuple):
     """A Delivery row as recorded for a target, with its state before this run touched it."""
 
     delivery_id: int
     target_id: str
     status: str
+    not_before: dt.datetime | None = None
+    new: bool = False  # written by this call
 
 
 def insert_ignoring_duplicates(
@@ -64,6 +83,101 @@ def insert_ignoring_duplicates(
     session.execute(insert(table).on_conflict_do_nothing(), list(rows))
 
 
+def ids_in(ids: Iterable[int]) -> Any:
+    """`delivery.id IN (...)` with the ids written into the SQL: thousands of bound parameters
+    cost SQLAlchemy more than the UPDATE itself, and ints (checked) cannot carry SQL."""
+    return text(f"delivery.id IN ({', '.join(str(int(i)) for i in ids) or 'NULL'})")
+
+
+def insert_returning(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """INSERT rows (values in `columns` order) in multi-row statements, skipping rows whose unique
+    key exists; the `returning` columns of the rows inserted.
+
+    Values go to the driver as they are once each column type has bound them (a batch shares its
+    timestamps, so each distinct value is bound once): no per-row work in SQLAlchemy.
+    """
+    if not rows:
+        return []
+    connection = session.connection()
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    binders = [
+        (i, _memoized(_bind_processor(table.c[c].type, dialect))) for i, c in enumerate(columns)
+    ]
+    binders = [(i, bind) for i, bind in binders if bind is not None]
+    placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+    values = "(" + ", ".join([placeholder] * len(columns)) + ")"
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
+    tail = f" ON CONFLICT DO NOTHING RETURNING {', '.join(quote(c) for c in returning)}"
+    found: list[tuple[Any, ...]] = []
+    for part in chunked(rows, max(1, 3 * IN_LIMIT // len(columns))):
+        params: list[Any] = []
+        for row in part:
+            bound = list(row)
+            for i, bind in binders:
+                bound[i] = bind(bound[i])
+            params.extend(bound)
+        statement = head + ", ".join([values] * len(part)) + tail
+        found += connection.exec_driver_sql(statement, tuple(params)).tuples().all()
+    return found
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Any:
+    """What SQLAlchemy does to a value of `type_` before handing it to the driver, or None."""
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _memoized(bind: Any) -> Any:
+    """`bind`, computed once per distinct value."""
+    if bind is None:
+        return None
+    cache: dict[Any, Any] = {}
+
+    def bound(value: Any) -> Any:
+        try:
+            return cache[value]
+        except KeyError:
+            cache[value] = result = bind(value)
+            return result
+
+    return bound
+
+
+def existing_rows(
+    occurrence: Occurrence, targets: Iterable[PlannedTarget], *, session: Session
+) -> dict[str, RecordedTouch]:
+    """target_id -> the row this occurrence already has for each of `targets` that has one."""
+    keys = [occurrence.key(t.target_kind, t.target_id) for t in targets]
+    found: dict[str, RecordedTouch] = {}
+    for part in chunked(keys):
+        rows = session.execute(
+            select(Delivery.id, Delivery.target_id, Delivery.status, Delivery.not_before).where(
+                col(Delivery.idempotency_key).in_(part)
+            )
+        )
+        found.update((row[1], RecordedTouch(*row)) for row in rows)
+    return found
+
+
+DELIVERY_COLUMNS = (
+    "idempotency_key",
+    "sop_id",
+    "step",
+    "occurrence",
+    "channel",
+    "flow_run_id",
+    "planned_at",
+    "updated_at",
+    *PlannedTarget._fields,
+)
+
+
 def record_planned(
     occurrence: Occurrence,
     targets: Sequence[PlannedTarget],
@@ -71,35 +185,32 @@ def record_planned(
     session: Session,
     now: dt.datetime | None = None,
 ) -> list[RecordedTouch]:
-    """Record a `planned` row per target unless its key exists; return every target's row."""
+    """Record a row per target, in the state it carries, unless its key exists; return every target's
+    row (rows that existed with the state they have, new rows with the state they were given)."""
     now = now or utcnow()
-    rows = [
-        {
-            "idempotency_key": occurrence.key(t.target_kind, t.target_id),
-            "sop_id": occurrence.sop_id,
-            "step": occurrence.step,
-            "occurrence": occurrence.occurrence,
-            "target_kind": t.target_kind,
-            "target_id": t.target_id,
-            "group_id": t.group_id,
-            "customer_id": t.customer_id,
-            "channel": occurrence.channel,
-            "sender": t.sender,
-            "status": DeliveryStatus.PLANNED.value,
-            "flow_run_id": occurrence.flow_run_id,
-            "planned_at": now,
-            "updated_at": now,
-        }
-        for t in targets
-    ]
-    insert_ignoring_duplicates(session, Delivery.__table__, rows)  # type: ignore[arg-type]
-    keys = [row["idempotency_key"] for row in rows]
-    found = session.execute(
-        select(Delivery.id, Delivery.target_id, Delivery.status).where(
-            col(Delivery.idempotency_key).in_(keys)
-        )
-    ).all()
-    return [RecordedTouch(*row) for row in found]
+    o = occurrence
+    shared = (o.sop_id, o.step, o.occurrence, o.channel, o.flow_run_id, now, now)
+    rows = [(o.key(t.target_kind, t.target_id), *shared, *t) for t in targets]
+    inserted = insert_returning(
+        session, DELIVERY, DELIVERY_COLUMNS, rows, ("id", "target_id", "status")
+    )
+    recorded = [RecordedTouch(*row, new=True) for row in inserted]
+    if len(recorded) < len(targets):  # some keys existed already
+        new = {row.target_id for row in recorded}
+        recorded += existing_rows(
+            occurrence, [t for t in targets if t.target_id not in new], session=session
+        ).values()
+    return recorded
+
+
+def has_rows(occurrence: Occurrence, *, session: Session) -> bool:
+    """Whether any run of the occurrence recorded a row yet."""
+    statement = select(Delivery.id).where(
+        col(Delivery.sop_id) == occurrence.sop_id,
+        col(Delivery.occurrence) == occurrence.occurrence,
+        col(Delivery.step) == occurrence.step,
+    )
+    return session.execute(statement.limit(1)).first() is not None
 
 
 def store_message(content: str, *, session: Session, now: dt.datetime | None = None) -> int:
@@ -120,9 +231,8 @@ def store_message(content: str, *, session: Session, now: dt.datetime | None = N
 def attach_messages(delivery_ids_by_message: dict[int, list[int]], *, session: Session) -> None:
     """Point each Delivery row at the Message it will send."""
     for message_id, ids in delivery_ids_by_message.items():
-        session.execute(
-            update(Delivery).where(col(Delivery.id).in_(ids)).values(message_id=message_id)
-        )
+        for part in chunked(ids):
+            session.execute(update(DELIVERY).where(ids_in(part)).values(message_id=message_id))
 
 
 def set_status(
@@ -135,16 +245,17 @@ def set_status(
 ) -> int:
     """Move rows to `status` (optionally only rows now in `only_from`); returns rows changed."""
     ids = list(delivery_ids)
-    if not ids:
-        return 0
-    statement = (
-        update(Delivery)
-        .where(col(Delivery.id).in_(ids))
-        .values(status=status.value, updated_at=utcnow(), **values)
-    )
-    if only_from:
-        statement = statement.where(col(Delivery.status).in_([s.value for s in only_from]))
-    return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+    changed = 0
+    for part in chunked(ids):
+        statement = (
+            update(DELIVERY)
+            .where(ids_in(part))
+            .values(status=status.value, updated_at=utcnow(), **values)
+        )
+        if only_from:
+            statement = statement.where(col(Delivery.status).in_([s.value for s in only_from]))
+        changed += int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+    return changed
 
 
 def claim_for_sending(
@@ -159,15 +270,15 @@ def claim_for_sending(
     if not ids:
         return set()
     statement = (
-        update(Delivery)
-        .where(col(Delivery.id).in_(ids), col(Delivery.status).in_([s.value for s in SENDABLE]))
+        update(DELIVERY)
+        .where(ids_in(ids), col(Delivery.status).in_([s.value for s in SENDABLE]))
         .values(
             status=DeliveryStatus.SENDING.value,
             updated_at=utcnow(),
             reason=None,
             **({"flow_run_id": flow_run_id} if flow_run_id else {}),
         )
-        .returning(Delivery.id)
+        .returning(DELIVERY.c.id)
     )
     return {row[0] for row in session.execute(statement).all()}
 
@@ -175,14 +286,16 @@ def claim_for_sending(
 def sendable_ids(delivery_ids: Iterable[int], *, session: Session) -> set[int]:
     """Those of `delivery_ids` still waiting to be sent (planned, or failed before)."""
     ids = list(delivery_ids)
-    if not ids:
-        return set()
-    rows = session.execute(
-        select(Delivery.id).where(
-            col(Delivery.id).in_(ids), col(Delivery.status).in_([s.value for s in SENDABLE])
+    found: set[int] = set()
+    for part in chunked(ids):
+        found.update(
+            session.execute(
+                select(Delivery.id).where(
+                    ids_in(part), col(Delivery.status).in_(list(SENDABLE_VALUES))
+                )
+            ).scalars()
         )
-    ).all()
-    return {row[0] for row in rows}
+    return found
 
 
 def outcome_counts(

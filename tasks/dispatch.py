@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from sopflow.errors import ChannelError, ChannelTransient
 from sopflow.settings import get_settings
 from tasks.compose import Composed, ComposedBatch
 from tasks.deliveries import SENDABLE, Occurrence, claim_for_sending, sendable_ids, set_status
-from tasks.timing import timed
+from tasks.timing import gc_paused, timed
 
 WECOM_API_LIMIT = "wecom-api"  # created by `make up`; without it the slot is not enforced
 UNANSWERED = "no answer from WeCom; reconcile before any resend"
@@ -38,19 +38,23 @@ class DispatchResult:
 
 
 def dispatch(channel: Channel, chat_type: str, batch: Sequence[Composed]) -> DispatchResult:
+    """Send the batch's touches that are still sendable (see `send_grouped`)."""
+    with session_scope(readonly=True) as session:
+        still_sendable = sendable_ids([c.delivery_id for c in batch], session=session)
+    return send_grouped(channel, chat_type, [c for c in batch if c.delivery_id in still_sendable])
+
+
+def send_grouped(channel: Channel, chat_type: str, batch: Sequence[Composed]) -> DispatchResult:
     """Group touches by (sender, text) into mass-message calls within the channel's limits.
 
-    Rows move planned → sending → sent | failed; a transient failure is re-raised after the
-    batch so the task retries only the rows that are still sendable.
+    Rows move planned → sending → sent | failed, one claim per call; a transient failure is
+    re-raised after the batch so the task retries only the rows that are still sendable.
     """
     result = DispatchResult()
     transient: ChannelTransient | None = None
-    with session_scope() as session:
-        still_sendable = sendable_ids([c.delivery_id for c in batch], session=session)
     groups: dict[tuple[str, str], list[Composed]] = defaultdict(list)
     for composed in batch:
-        if composed.delivery_id in still_sendable:
-            groups[(composed.sender or "", composed.content)].append(composed)
+        groups[(composed.sender or "", composed.content)].append(composed)
     for (sender, content), members in groups.items():
         for chunk in chunk_targets(members, channel.max_targets(chat_type)):
             error = _send_chunk(channel, chat_type, sender, content, chunk, result)
@@ -139,6 +143,24 @@ def is_transient(_task: Any, _run: Any, state: Any) -> bool:
     return False
 
 
+@contextmanager
+def open_channel() -> Iterator[Channel]:
+    """The configured channel, holding one slot of the `wecom-api` limit while in use.
+
+    The global concurrency limit keeps all workers within WeCom's call limits; calls inside are
+    paced by the channel's own limiter.
+    """
+    channel = get_channel(get_settings())
+    try:
+        with (
+            timed("dispatch"),
+            concurrency(WECOM_API_LIMIT, occupy=1) if channel.name == "wecom" else nullcontext(),
+        ):
+            yield channel
+    finally:
+        channel.close()
+
+
 @task(
     name="dispatch",
     cache_policy=NO_CACHE,
@@ -150,17 +172,8 @@ def dispatch_batch(chat_type: str, composed: ComposedBatch) -> DispatchResult:
     """Send the batch's rendered touches and record each outcome."""
     if not composed.ready:
         return DispatchResult()
-    channel = get_channel(get_settings())
-    try:
-        # One slot of the `wecom-api` global concurrency limit per batch keeps all workers within
-        # WeCom's call limits; calls inside the batch are paced by the channel's own limiter.
-        with (
-            timed("dispatch"),
-            concurrency(WECOM_API_LIMIT, occupy=1) if channel.name == "wecom" else nullcontext(),
-        ):
-            return dispatch(channel, chat_type, composed.ready)
-    finally:
-        channel.close()
+    with open_channel() as channel:
+        return dispatch(channel, chat_type, composed.ready)
 
 
 def pending_senders(
@@ -202,23 +215,28 @@ def sender_buckets(rows_per_sender: dict[str, int], rows_per_bucket: int) -> lis
 def pending_touches(
     occurrence: Occurrence, senders: Sequence[str], *, now: dt.datetime, session: Session
 ) -> list[Composed]:
-    """The occurrence's rendered rows waiting to be sent by `senders`, with their texts."""
-    statement = (
-        select(Delivery.id, Delivery.target_id, Delivery.sender, Message.content)
-        .join(Message, col(Message.id) == col(Delivery.message_id))
+    """The occurrence's rendered rows waiting to be sent by `senders`, with their texts.
+
+    Texts are read once per Message and shared by its rows.
+    """
+    rows = session.execute(
+        select(Delivery.id, Delivery.target_id, Delivery.sender, Delivery.message_id)
         .where(*_pending_clauses(occurrence, now), col(Delivery.sender).in_(list(senders)))
         .order_by(Delivery.sender, Delivery.message_id, Delivery.id)
-    )
-    return [Composed(*row) for row in session.execute(statement).all()]
+    ).all()
+    used = list({message_id for *_, message_id in rows})
+    statement = select(Message.id, Message.content).where(col(Message.id).in_(used))
+    texts = dict(session.execute(statement).tuples().all())
+    return [Composed(id_, target, sender, texts[message]) for id_, target, sender, message in rows]
 
 
 @task(name="plan-dispatch", cache_policy=NO_CACHE)
 def plan_dispatch(
-    occurrence: Occurrence, now: dt.datetime, rows_per_bucket: int = 50_000
+    occurrence: Occurrence, now: dt.datetime, rows_per_bucket: int = 300_000
 ) -> list[list[str]]:
     """Split the occurrence's senders into dispatch batches, so each staff member gets one
     mass-message task per distinct text for the whole occurrence, not one per audience batch."""
-    with session_scope() as session:
+    with session_scope(readonly=True) as session:
         return sender_buckets(
             pending_senders(occurrence, now=now, session=session), rows_per_bucket
         )
@@ -235,6 +253,9 @@ def dispatch_senders(
     occurrence: Occurrence, chat_type: str, senders: list[str], now: dt.datetime
 ) -> DispatchResult:
     """Send every rendered row of these senders for the occurrence and record each outcome."""
-    with session_scope() as session:
+    with gc_paused(), session_scope(readonly=True) as session:
         touches = pending_touches(occurrence, senders, now=now, session=session)
-    return dispatch_batch.fn(chat_type, ComposedBatch(ready=touches))
+    if not touches:
+        return DispatchResult()
+    with open_channel() as channel:
+        return send_grouped(channel, chat_type, touches)

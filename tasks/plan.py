@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select
 from sqlmodel import Session, col
 
 from models.db import session_scope
@@ -17,9 +16,21 @@ from models.delivery import Delivery, DeliveryStatus
 from models.people import Customer
 from sopflow.clock import utcnow
 from sopflow.settings import get_settings
-from tasks.audience import CustomerTarget, GroupTarget, IdRange, customer_select
+from tasks.audience import CustomerTarget, GroupTarget, IdRange, ResolvedBatch, customer_select
 from tasks.caps import register_priority
-from tasks.deliveries import SENDABLE, Occurrence, PlannedTarget, record_planned, set_status
+from tasks.deliveries import (
+    SENDABLE,
+    SENDABLE_VALUES,
+    Occurrence,
+    PlannedTarget,
+    RecordedTouch,
+    attach_messages,
+    existing_rows,
+    has_rows,
+    record_planned,
+    set_status,
+    store_message,
+)
 from tasks.guard import (
     CUSTOMER_GUARDS,
     GROUP_GUARDS,
@@ -29,13 +40,10 @@ from tasks.guard import (
     group_caps,
     run_guards,
 )
-from tasks.timing import timed
-
-SENDABLE_VALUES = frozenset(s.value for s in SENDABLE)
+from tasks.timing import gc_paused, timed
 
 
-@dataclass(frozen=True)
-class Touch:
+class Touch(NamedTuple):
     """A target with its Delivery row, still to be rendered and sent."""
 
     delivery_id: int
@@ -69,24 +77,24 @@ def _count(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-def _existing_rows(
-    occurrence: Occurrence, targets: Sequence[PlannedTarget], *, session: Session
-) -> dict[str, tuple[str, dt.datetime | None]]:
-    """target_id -> (status, not_before) of the rows this occurrence already has for `targets`."""
-    keys = [occurrence.key(t.target_kind, t.target_id) for t in targets]
-    rows = session.execute(
-        select(Delivery.target_id, Delivery.status, Delivery.not_before).where(
-            col(Delivery.idempotency_key).in_(keys)
-        )
+def _new_row(
+    target: PlannedTarget, decision: Decision | None, message_id: int | None
+) -> PlannedTarget:
+    """The target as its new row starts: planned (with its text), deferred until `not_before`, or skipped."""
+    if decision is None:
+        return target._replace(message_id=message_id)
+    status = DeliveryStatus.PLANNED if decision.not_before else DeliveryStatus.SKIPPED
+    return target._replace(
+        status=status.value, reason=decision.reason, not_before=decision.not_before
     )
-    return {target_id: (status, not_before) for target_id, status, not_before in rows}
 
 
 def _apply(decisions: dict[int, Decision], ids: dict[int, int], *, session: Session) -> None:
-    """Write the guards' verdicts: one UPDATE per distinct decision (skip reason or deferral)."""
+    """Write the guards' verdicts on rows that existed: one UPDATE per distinct decision."""
     by_decision: dict[Decision, list[int]] = {}
     for target_id, decision in decisions.items():
-        by_decision.setdefault(decision, []).append(ids[target_id])
+        if target_id in ids:
+            by_decision.setdefault(decision, []).append(ids[target_id])
     for decision, delivery_ids in by_decision.items():
         status = DeliveryStatus.PLANNED if decision.not_before else DeliveryStatus.SKIPPED
         set_status(
@@ -99,6 +107,36 @@ def _apply(decisions: dict[int, Decision], ids: dict[int, int], *, session: Sess
         )
 
 
+class _Messages:
+    """Message ids of the batch's texts, each stored once."""
+
+    def __init__(self, texts: Mapping[int, str], *, session: Session, now: dt.datetime) -> None:
+        self.texts, self.session, self.now = texts, session, now
+        self.ids: dict[str, int] = {}
+
+    def id_for(self, target_id: int) -> int | None:
+        content = self.texts.get(target_id)
+        if content is None:
+            return None
+        if content not in self.ids:
+            self.ids[content] = store_message(content, session=self.session, now=self.now)
+        return self.ids[content]
+
+
+def _reconsider(row: RecordedTouch | None, now: dt.datetime, batch: PlannedBatch) -> bool:
+    """Whether a target with this row is guarded again: no row yet, or still sendable and due.
+
+    Rows not reconsidered are counted in `batch` (deferred, or already done by their status).
+    """
+    if row is None or (row.status in SENDABLE_VALUES and (row.not_before or now) <= now):
+        return True
+    if row.status in SENDABLE_VALUES:
+        batch.deferred += 1
+    else:
+        _count(batch.already_done, row.status)
+    return False
+
+
 def plan_batch(
     occurrence: Occurrence,
     targets: Sequence[Any],
@@ -107,44 +145,72 @@ def plan_batch(
     *,
     now: dt.datetime,
     session: Session,
+    texts: Mapping[int, str] | None = None,
 ) -> PlannedBatch:
     """Guard and record a batch in one transaction; rows already final are reported, never touched.
 
     A target is (re)considered when it has no row yet, or its row is still sendable (planned or
-    failed) and due (no `not_before`, or it has passed). Guards see only those targets.
+    failed) and due (no `not_before`, or it has passed). Guards see only those targets. New rows
+    are written once, in the state the guards decided; rows that existed get the verdict by
+    UPDATE. With `texts` (target id -> rendered text) the touches to send point at their Message
+    already, and new rows are written in (sender, message) order so each mass-message call's rows
+    sit together.
     """
     batch = PlannedBatch()
     planned = {t.id: as_planned(t) for t in targets}
-    existing = _existing_rows(occurrence, list(planned.values()), session=session)
-    candidates = []
-    for target in targets:
-        status, not_before = existing.get(planned[target.id].target_id, (None, None))
-        if status is None or (status in SENDABLE_VALUES and (not_before or now) <= now):
-            candidates.append(target)
-        elif status in SENDABLE_VALUES:
-            batch.deferred += 1
-        else:
-            _count(batch.already_done, status)
+    existing = existing_rows(occurrence, planned.values(), session=session)
+    candidates = [
+        t for t in targets if _reconsider(existing.get(planned[t.id].target_id), now, batch)
+    ]
     with timed("guards"):
         decisions = guard(candidates)
     with timed("record"):
-        recorded = record_planned(
-            occurrence, [planned[t.id] for t in candidates], session=session, now=now
-        )
-        rows = {row.target_id: row for row in recorded}
-        ids = {t.id: rows[planned[t.id].target_id].delivery_id for t in candidates}
-        _apply(decisions, ids, session=session)
-    for target in candidates:
-        row, decision = rows[planned[target.id].target_id], decisions.get(target.id)
-        if row.status not in SENDABLE_VALUES:  # settled meanwhile by a concurrent run
-            _count(batch.already_done, row.status)
-        elif decision is None:
-            batch.touches.append(Touch(row.delivery_id, target, planned[target.id].sender))
-        elif decision.not_before:
-            batch.deferred += 1
-        else:
-            _count(batch.skipped, decision.reason or "")
+        messages = _Messages(texts or {}, session=session, now=now)
+        new = [
+            _new_row(
+                planned[t.id],
+                decisions.get(t.id),
+                None if t.id in decisions else messages.id_for(t.id),
+            )
+            for t in candidates
+            if planned[t.id].target_id not in existing
+        ]
+        new.sort(key=lambda p: (p.status, p.sender or "", p.message_id or 0))
+        recorded = record_planned(occurrence, new, session=session, now=now)
+        rows = {**existing, **{row.target_id: row for row in recorded}}
+        # Rows this run did not write itself (they existed, or appeared meanwhile) get the verdict
+        # by UPDATE, and only while still sendable.
+        kept = {
+            t.id: rows[planned[t.id].target_id]
+            for t in candidates
+            if not rows[planned[t.id].target_id].new
+        }
+        _apply(decisions, {i: row.delivery_id for i, row in kept.items()}, session=session)
+        for target in candidates:
+            row, decision = rows[planned[target.id].target_id], decisions.get(target.id)
+            if not row.new and row.status not in SENDABLE_VALUES:
+                _count(batch.already_done, row.status)  # settled meanwhile by a concurrent run
+            elif decision is None:
+                batch.touches.append(Touch(row.delivery_id, target, planned[target.id].sender))
+            elif decision.not_before:
+                batch.deferred += 1
+            else:
+                _count(batch.skipped, decision.reason or "")
+        if texts:
+            _attach_texts(
+                [t for t in batch.touches if t.target.id in kept], messages, session=session
+            )
     return batch
+
+
+def _attach_texts(touches: Sequence[Touch], messages: _Messages, *, session: Session) -> None:
+    """Point rows written before this run (deferred, failed) at the text they will send now."""
+    by_message: dict[int, list[int]] = {}
+    for touch in touches:
+        message_id = messages.id_for(touch.target.id)
+        if message_id is not None:
+            by_message.setdefault(message_id, []).append(touch.delivery_id)
+    attach_messages(by_message, session=session)
 
 
 def _plan_guarded(
@@ -155,6 +221,7 @@ def _plan_guarded(
     *,
     now: dt.datetime,
     spec: Any,
+    texts: Mapping[int, str] | None = None,
 ) -> PlannedBatch:
     """Plan a batch through `guards` in one transaction; the SOP's priority is remembered for caps."""
     with session_scope() as session:
@@ -173,6 +240,7 @@ def _plan_guarded(
             lambda candidates: run_guards(ctx, candidates, guards),
             now=now,
             session=session,
+            texts=texts,
         )
         if spec is not None:
             register_priority(spec.id, spec.priority, session=session, now=now)
@@ -180,11 +248,19 @@ def _plan_guarded(
 
 
 def plan_customers(
-    spec: Any, occurrence: Occurrence, customers: Sequence[CustomerTarget], *, now: dt.datetime
+    spec: Any,
+    occurrence: Occurrence,
+    customers: Sequence[CustomerTarget],
+    *,
+    now: dt.datetime,
+    texts: Mapping[int, str] | None = None,
 ) -> PlannedBatch:
-    """Guard a batch of customers for one step and record every one; return the touches to send now."""
+    """Guard a batch of customers for one step and record every one; return the touches to send now.
+
+    With `texts` (customer id -> rendered text) the touches are recorded with their Message.
+    """
     return _plan_guarded(
-        occurrence, customers, customer_target, CUSTOMER_GUARDS, now=now, spec=spec
+        occurrence, customers, customer_target, CUSTOMER_GUARDS, now=now, spec=spec, texts=texts
     )
 
 
@@ -245,12 +321,32 @@ def plan_group_touches(
     return plan_groups(occurrence, groups, now=now, spec=spec)
 
 
+@task(name="occurrence-started", cache_policy=NO_CACHE)
+def occurrence_started(occurrence: Occurrence) -> bool:
+    """Whether an earlier run of the occurrence recorded rows (a first run has nothing to re-check)."""
+    with session_scope(readonly=True) as session:
+        return has_rows(occurrence, session=session)
+
+
 @task(name="plan-customer-touches", cache_policy=NO_CACHE)
 def plan_customer_touches(
-    spec: Any, occurrence: Occurrence, customers: list[CustomerTarget], now: dt.datetime
+    spec: Any,
+    occurrence: Occurrence,
+    resolved: ResolvedBatch,
+    composed: Any,  # tasks.compose.ComposedBatch (compose imports this module)
+    now: dt.datetime,
 ) -> PlannedBatch:
-    """Guard the batch's customers, record every one with its outcome, keep those to send now."""
-    return plan_customers(spec, occurrence, customers, now=now)
+    """Guard the batch's customers, record every one with its outcome and text, keep those to send now."""
+    batch = PlannedBatch()
+    if resolved.customers:
+        with gc_paused():
+            batch = plan_customers(
+                spec, occurrence, resolved.customers, now=now, texts=composed.texts
+            )
+    for status, rows in resolved.already_done.items():
+        batch.already_done[status] = batch.already_done.get(status, 0) + rows
+    batch.deferred += resolved.deferred
+    return batch
 
 
 @task(name="resolve-due-deferred", cache_policy=NO_CACHE)

@@ -6,10 +6,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 from sqlmodel import col, select
 
-from models.commerce import Deal, Product
+from models.commerce import Campaign, CampaignItem, Deal, Event, Order, OrderLine, Product
 from models.db import session_scope
 from models.delivery import Delivery, DeliveryStatus
 from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Store, Tag
@@ -232,3 +232,97 @@ def deliveries() -> list[Delivery]:
     """Every Delivery row, oldest first."""
     with session_scope() as session:
         return list(session.execute(select(Delivery).order_by(Delivery.id)).scalars())
+
+
+CAMPAIGN_ITEMS = [
+    # sku, price, competitor price, stock
+    ("F001", 199, 399, 100),
+    ("B001", 2990, 4990, 20),
+    ("F003", 1990, 2590, 50),
+]
+
+
+def add_campaign(
+    starts_at: dt.datetime,
+    *,
+    code: str = "double12-2026",
+    sop_id: str = "double12",
+    status: str = "draft",
+    url: str | None = None,
+) -> int:
+    """A two-day campaign from `starts_at` with CAMPAIGN_ITEMS (products of `make_world`)."""
+    with session_scope(url) as session:
+        campaign = Campaign(
+            code=code,
+            name="双12年终大促",
+            sop_id=sop_id,
+            starts_at=starts_at,
+            ends_at=starts_at + dt.timedelta(days=2),
+            status=status,
+        )
+        session.add(campaign)
+        session.flush()
+        products = {p.sku: p.id for p in session.exec(select(Product)).all()}
+        session.add_all(
+            CampaignItem(
+                campaign_id=campaign.id,
+                product_id=products[sku],
+                price_fen=price,
+                competitor_price_fen=rival,
+                stock=stock,
+            )
+            for sku, price, rival, stock in CAMPAIGN_ITEMS
+        )
+        return int(campaign.id)
+
+
+def add_order(
+    customer_id: int,
+    placed_at: dt.datetime,
+    lines: list[tuple[str, int, int]],
+    *,
+    status: str = "paid",
+) -> None:
+    """One order of `customer_id` with (sku, quantity, unit price in fen) lines."""
+    with session_scope() as session:
+        products = {p.sku: p.id for p in session.exec(select(Product)).all()}
+        order = Order(
+            customer_id=customer_id,
+            placed_at=placed_at,
+            total_fen=sum(quantity * price for _sku, quantity, price in lines),
+            status=status,
+        )
+        session.add(order)
+        session.flush()
+        session.add_all(
+            OrderLine(
+                order_id=order.id, product_id=products[sku], quantity=quantity, price_fen=price
+            )
+            for sku, quantity, price in lines
+        )
+
+
+def add_events(
+    kind: str,
+    customer_ids: list[int],
+    *,
+    sku: str | None = None,
+    payload: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> list[int]:
+    """One pending `kind` event per customer (about product `sku` when given), in one INSERT."""
+    with session_scope() as session:
+        product = session.exec(select(Product.id).where(Product.sku == sku)).one() if sku else None
+        first = session.exec(select(func.coalesce(func.max(Event.id), 0))).one()
+        rows = [
+            {
+                "kind": kind,
+                "customer_id": customer_id,
+                "product_id": product,
+                "payload": payload or {},
+                "occurred_at": at or utcnow(),
+            }
+            for customer_id in customer_ids
+        ]
+        session.execute(insert(Event), rows)
+        return list(session.exec(select(Event.id).where(Event.id > first).order_by(Event.id)))

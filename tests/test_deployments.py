@@ -8,12 +8,27 @@ from typer.testing import CliRunner
 from sopflow.cli import app
 from sopflow.settings import PROJECT_ROOT
 
+LIFECYCLE = "flows/lifecycle.py:lifecycle_sop"
 # Changing a schedule must show up in review: update this snapshot on purpose.
 SCHEDULES = {
     "evening-flash-sale": ("flows/community.py:community_sop", "0 21 * * *", "Asia/Shanghai"),
     "morning-price": ("flows/community.py:community_sop", "30 8 * * *", "Asia/Shanghai"),
+    "classify-stages": ("flows/lifecycle.py:classify_stages", "0 0 * * *", "Asia/Shanghai"),
     "plan-day": ("flows/maintenance.py:plan_day", "5 0 * * *", "Asia/Shanghai"),
     "collect-results": ("flows/maintenance.py:collect_results", "*/30 * * * *", "Asia/Shanghai"),
+    "drain-events": ("flows/triggers.py:drain_events", "* * * * *", "Asia/Shanghai"),
+    # Lifecycle: one deployment per step, daily at its `send_at`.
+    "new-first-order-coupon": (LIFECYCLE, "0 10 * * *", "Asia/Shanghai"),
+    "new-first-order-trial": (LIFECYCLE, "30 19 * * *", "Asia/Shanghai"),
+    "growing-cross-sell-offer": (LIFECYCLE, "0 12 * * *", "Asia/Shanghai"),
+    "mature-member-perks": (LIFECYCLE, "0 10 * * *", "Asia/Shanghai"),
+    "mature-member-report": (LIFECYCLE, "0 20 * * *", "Asia/Shanghai"),
+    "dormant-recall-care": (LIFECYCLE, "0 10 * * *", "Asia/Shanghai"),
+    "dormant-recall-coupon": (LIFECYCLE, "0 10 * * *", "Asia/Shanghai"),
+    "churned-win-back-offer": (LIFECYCLE, "0 11 * * *", "Asia/Shanghai"),
+    "churned-win-back-feedback": (LIFECYCLE, "0 11 * * *", "Asia/Shanghai"),
+    # No schedule of its own: `sopflow campaign schedule` creates one run per campaign step.
+    "promotion-step": ("flows/promotion.py:promotion_step", None, None),
 }
 
 
@@ -26,14 +41,25 @@ def test_prefect_yaml_is_current() -> None:
 def test_deployment_schedules_snapshot() -> None:
     document = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text(encoding="utf-8"))
 
-    found = {
-        d["name"]: (d["entrypoint"], d["schedules"][0]["cron"], d["schedules"][0]["timezone"])
-        for d in document["deployments"]
-    }
+    found = {d["name"]: (d["entrypoint"], *_first_schedule(d)) for d in document["deployments"]}
     assert found == SCHEDULES
     assert {d["work_pool"]["name"] for d in document["deployments"]} == {"sopflow"}
-    sop_deployments = [d for d in document["deployments"] if "housekeeping" not in d["tags"]]
+    sop_deployments = [
+        d
+        for d in document["deployments"]
+        if not {"housekeeping", "promotion", "lifecycle"} & set(d["tags"])
+    ]
     assert all(d["parameters"] == {"sop_id": d["name"]} for d in sop_deployments)
+    lifecycle = [d for d in document["deployments"] if d["entrypoint"] == LIFECYCLE]
+    assert all(
+        d["name"] == f"{d['parameters']['sop_id']}-{d['parameters']['step']}".replace("_", "-")
+        for d in lifecycle
+    )
+
+
+def _first_schedule(deployment: dict) -> tuple[str | None, str | None]:
+    schedules = deployment.get("schedules") or [{}]
+    return schedules[0].get("cron"), schedules[0].get("timezone")
 
 
 def test_check_fails_when_the_file_is_stale(tmp_path) -> None:

@@ -1,0 +1,74 @@
+"""Event triggers: one drain run per minute works through pending events in batches, per trigger SOP."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from models.sop_spec import SopSpec
+from sopflow.clock import local, local_today, utcnow
+from sopflow.settings import get_settings
+from tasks.events import claim_events, complete_events
+from tasks.outcomes import RunTally
+from tasks.triggers import (
+    Drained,
+    add_tally,
+    load_trigger_sops,
+    publish_trigger_outcomes,
+    quiet_hours_wait,
+    send_trigger_batch,
+)
+
+BATCH = 10_000  # events claimed at a time; Prefect would drop a burst of one run per event
+
+
+def run_name() -> str:
+    """`drain 2026-11-24 10:42`: the drain's minute on the local clock."""
+    now = flow_run.parameters.get("now")
+    moment = dt.datetime.fromisoformat(now) if isinstance(now, str) else now or utcnow()
+    return f"drain {local(moment, get_settings().timezone):%Y-%m-%d %H:%M}"
+
+
+def drain_kind(
+    kind: str, specs: list[SopSpec], *, now: dt.datetime, batch_size: int
+) -> tuple[Drained, dict[str, RunTally]]:
+    """Claim `kind` events batch after batch until none are left; every trigger SOP on it handles each batch."""
+    day = local_today(now, get_settings().timezone)
+    tallies = {spec.id: RunTally() for spec in specs}
+    drained = Drained()
+    while (batch := claim_events(kind, batch_size, now)).count:
+        drained.add(batch)
+        for spec in specs:
+            for step in spec.step_names:
+                add_tally(tallies[spec.id], send_trigger_batch(spec, step, batch, now, day))
+        complete_events(batch, now)
+    return drained, tallies
+
+
+@flow(name="drain-events", flow_run_name=run_name)
+def drain_events(now: dt.datetime | None = None, batch_size: int = BATCH) -> dict[str, Any]:
+    """Turn pending contact.added, favourite.price_drop and order.shipped events into messages.
+
+    Each event is claimed by one drain only and sends at most once per trigger SOP step (its
+    idempotency key names the event), through the same guards as every 1:1 touch. In quiet
+    hours the events wait in the table; `now` lets tests move the clock.
+    """
+    now = now or utcnow()
+    logger = get_run_logger()
+    triggers = load_trigger_sops()
+    until = quiet_hours_wait(now)
+    if until is not None:
+        logger.info("quiet hours: events wait until %s", until.isoformat())
+        return {"waiting_until": until.isoformat()}
+    summary: dict[str, Any] = {}
+    for kind, specs in triggers.items():
+        drained, tallies = drain_kind(kind, specs, now=now, batch_size=batch_size)
+        if not drained.events:
+            continue
+        for spec in specs:
+            summary[spec.id] = publish_trigger_outcomes(spec, drained, tallies[spec.id])
+        logger.info("%s: %d event(s) in %d batch(es)", kind, drained.events, drained.batches)
+    return summary
