@@ -109,8 +109,11 @@ def not_a_contact(ctx: GuardContext, customers: list[Any]) -> dict[int, Decision
 
 
 def opted_out_of_category(ctx: GuardContext, customers: list[Any]) -> dict[int, Decision]:
-    """Customers who opted out of the SOP's category (屏蔽家电促销): one query for the batch."""
-    if not ctx.category:
+    """Customers who opted out of the SOP's category (屏蔽家电促销): one query for the batch.
+
+    Opt-outs are from promotions; a `service` touch (您的商品已出库) still reaches them.
+    """
+    if not ctx.category or ctx.priority == "service":
         return {}
     ids = [c.id for c in customers]
     found = set(

@@ -69,6 +69,15 @@ def test_opted_out_customer_is_skipped_with_the_category_of_the_sop(world) -> No
     assert {delivery_rows()[i].reason for i in fresh_haters} == {"opted out of fresh"}
 
 
+def test_an_opt_out_of_promotions_does_not_hold_back_a_service_message(world) -> None:
+    fresh_haters = add_customers(2)
+    opt_out(fresh_haters, "fresh")
+
+    batch = plan(customer_sop(category="fresh", priority="service"), MORNING)
+
+    assert sorted(t.target.id for t in batch.touches) == fresh_haters
+
+
 def test_each_customer_is_recorded_with_the_first_guard_that_stops_it(world) -> None:
     deleted_and_opted_out = add_customers(1, contact_state="deleted")
     opted_out_at_night = add_customers(1, first=10)
