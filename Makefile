@@ -12,7 +12,7 @@ test: $(INSTALLED)
 	$(VENV)/bin/pytest
 
 bench: $(INSTALLED)
-	$(VENV)/bin/python bench/demo_data.py --customers 1000000
+	$(VENV)/bin/python bench/run.py
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

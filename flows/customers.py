@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
+from prefect.futures import PrefectFutureList
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
@@ -23,7 +25,7 @@ from tasks.plan import PlannedBatch, occurrence_started, plan_customer_touches
 from tasks.sops import load_sop_by_id
 from tasks.timing import collect_garbage
 
-WINDOW = 4  # batches in flight at once
+WINDOW = 2  # batches per window; two windows are in flight at once
 # SQLite has one writer: more threads only queue for it (and hold more batches in memory).
 WORKERS = 3
 
@@ -39,7 +41,7 @@ def run_name() -> str:
     return f"{label} {occurrence_day(day).isoformat()}"
 
 
-def prepare_window(
+def submit_window(
     spec: Any,
     step: str,
     key: Occurrence,
@@ -48,8 +50,8 @@ def prepare_window(
     now: dt.datetime,
     day: dt.date,
     fresh: bool,
-) -> list[tuple[PlannedBatch, ComposedBatch]]:
-    """Resolve, render and plan a window of batches; what each batch planned, and its sample."""
+) -> tuple[PrefectFutureList[PlannedBatch], PrefectFutureList[ComposedBatch]]:
+    """Resolve, render and plan a window of batches: what each batch planned, and its sample."""
     customers = resolve_customers.map(
         unmapped(audience), window, unmapped(now), unmapped(key), unmapped(fresh)
     )
@@ -64,7 +66,32 @@ def prepare_window(
         [opaque(c) for c in composed],
         unmapped(now),
     )
-    return list(zip(planned.result(), composed.result(), strict=True))
+    return planned, composed
+
+
+def prepared_batches(
+    spec: Any,
+    step: str,
+    key: Occurrence,
+    audience: CustomerAudience,
+    ranges: list[IdRange],
+    now: dt.datetime,
+    day: dt.date,
+    fresh: bool,
+) -> Iterator[tuple[PlannedBatch, ComposedBatch]]:
+    """Each batch planned, with its sample, a window at a time (memory stays bounded however large
+    the audience); the next window is submitted before one is collected, so workers never idle."""
+    windows = [ranges[start : start + WINDOW] for start in range(0, len(ranges), WINDOW)]
+    waiting = None
+    for window in [*windows, None]:
+        submitted = (
+            submit_window(spec, step, key, audience, window, now, day, fresh) if window else None
+        )
+        if waiting is not None:
+            yield from zip(waiting[0].result(), waiting[1].result(), strict=True)
+            waiting = None
+            collect_garbage()  # the window's batches, held in cycles by Prefect's futures
+        waiting = submitted
 
 
 @flow(
@@ -95,12 +122,8 @@ def customer_sop(
     ranges = plan_customer_batches(audience, get_settings().batch_size, now)
     started = occurrence_started(key)
     tally = RunTally()
-    # A window of batches at a time keeps memory bounded however large the audience.
-    for start in range(0, len(ranges), WINDOW):
-        window = ranges[start : start + WINDOW]
-        for batch in prepare_window(spec, step, key, audience, window, now, day, not started):
-            tally.add_prepared(*batch)
-        collect_garbage()  # the window's batches, held in cycles by Prefect's futures
+    for batch in prepared_batches(spec, step, key, audience, ranges, now, day, not started):
+        tally.add_prepared(*batch)
     # Dispatch per sender over the whole occurrence: one WeCom task per staff member and text.
     buckets = plan_dispatch(key, now)
     senders = dispatch_senders.map(unmapped(key), unmapped("single"), buckets, unmapped(now))

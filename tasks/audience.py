@@ -270,7 +270,7 @@ def customers_in_range(
         .where(*customer_filters(customers, as_of=as_of), col(Customer.id).between(low, high))
         .order_by(Customer.id)
     )
-    return [CustomerTarget(*row) for row in session.execute(statement).all()]
+    return [CustomerTarget(*row) for row in session.connection().execute(statement).all()]
 
 
 @task(name="plan-customer-batches", cache_policy=NO_CACHE)

@@ -194,7 +194,7 @@ def record_planned(
     inserted = insert_returning(
         session, DELIVERY, DELIVERY_COLUMNS, rows, ("id", "target_id", "status")
     )
-    recorded = [RecordedTouch(*row, new=True) for row in inserted]
+    recorded = [RecordedTouch(id_, target, status, new=True) for id_, target, status in inserted]
     if len(recorded) < len(targets):  # some keys existed already
         new = {row.target_id for row in recorded}
         recorded += existing_rows(
