@@ -143,6 +143,16 @@ def is_transient(_task: Any, _run: Any, state: Any) -> bool:
     return False
 
 
+# Tasks that talk to a channel: no result caching, and retries with backoff for transient
+# failures only (busy, rate limited, 5xx); everything else is a recorded failure.
+SENDING_TASK: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "retries": 3,
+    "retry_delay_seconds": [2, 10, 30],
+    "retry_condition_fn": is_transient,
+}
+
+
 @contextmanager
 def open_channel() -> Iterator[Channel]:
     """The configured channel, holding one slot of the `wecom-api` limit while in use.
@@ -163,10 +173,7 @@ def open_channel() -> Iterator[Channel]:
 
 @task(
     name="dispatch",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=is_transient,
+    **SENDING_TASK,
 )
 def dispatch_batch(chat_type: str, composed: ComposedBatch) -> DispatchResult:
     """Send the batch's rendered touches and record each outcome."""
@@ -244,10 +251,7 @@ def plan_dispatch(
 
 @task(
     name="dispatch-senders",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=is_transient,
+    **SENDING_TASK,
 )
 def dispatch_senders(
     occurrence: Occurrence, chat_type: str, senders: list[str], now: dt.datetime

@@ -27,7 +27,7 @@ from tasks.audience import CustomerTarget, customer_filters, customer_select
 from tasks.compose import Composed, ComposedBatch, store_texts
 from tasks.customer_context import segment_renderer
 from tasks.deliveries import Occurrence
-from tasks.dispatch import dispatch_batch, is_transient
+from tasks.dispatch import SENDING_TASK, dispatch_batch
 from tasks.events import Claim, PendingEvent, claimed_events
 from tasks.guard import in_quiet_hours, quiet_hours_end
 from tasks.outcomes import RunTally, artifact_key
@@ -282,10 +282,7 @@ def send_events(
 
 @task(
     name="send-trigger-batch",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=[2, 10, 30],
-    retry_condition_fn=is_transient,
+    **SENDING_TASK,
 )
 def send_trigger_batch(
     spec: SopSpec, step: str, batch: Claim, now: dt.datetime, day: dt.date
