@@ -24,9 +24,8 @@ def _product(name: str, unit: str, category: str, sku: str) -> dict[str, Any]:
     return {"name": name, "unit": unit, "category": category, "sku": sku}
 
 
-def _deal(
-    product: dict[str, Any], price: int, list_price: int, limit: int, stock: int
-) -> dict[str, Any]:
+def _priced(product: dict[str, Any], price: int, list_price: int) -> dict[str, Any]:
+    """What deals and campaign items share: the product, its price and the discount."""
     return {
         "product": product,
         "name": product["name"],
@@ -34,6 +33,14 @@ def _deal(
         "price": price,
         "list_price": list_price,
         "discount": round(price / list_price, 2),
+    }
+
+
+def _deal(
+    product: dict[str, Any], price: int, list_price: int, limit: int, stock: int
+) -> dict[str, Any]:
+    return {
+        **_priced(product, price, list_price),
         "limit": limit,
         "stock": stock,
         "category": product["category"],
@@ -44,12 +51,7 @@ def _item(
     product: dict[str, Any], price: int, list_price: int, competitor_price: int, stock: int
 ) -> dict[str, Any]:
     return {
-        "product": product,
-        "name": product["name"],
-        "unit": product["unit"],
-        "price": price,
-        "list_price": list_price,
-        "discount": round(price / list_price, 2),
+        **_priced(product, price, list_price),
         "competitor_name": "某东",
         "competitor_price": competitor_price,
         "saving": competitor_price - price,

@@ -20,12 +20,12 @@ from sopflow.clock import at_local, local
 from sopflow.errors import SopError
 from sopflow.settings import get_settings
 from tasks.audience import GroupTarget
-from tasks.community_context import WEEKDAYS_CN, group_view
+from tasks.community_context import group_view
 from tasks.compose import Composed, ComposedBatch, store_texts
 from tasks.guard import quiet_hours_end
 from tasks.outcomes import RunTally, artifact_key
 from tasks.plan import PlannedBatch
-from tasks.render import compile_step, render
+from tasks.render import compile_step, render, step_basics
 
 BURST_STEP = "burst"
 EARLY = dt.timedelta(minutes=15)  # a step run this much before it is due is refused
@@ -235,9 +235,7 @@ def group_step_context(
     return {
         **shared,
         "group": group_view(group),
-        "today": day,
-        "weekday": WEEKDAYS_CN[day.weekday()],
-        "sop": {"id": spec.id, "title": spec.title},
+        **step_basics(day, spec.id, spec.title),
     }
 
 

@@ -12,11 +12,7 @@ from sqlmodel import Session, col
 from models.commerce import Deal, Product
 from models.vocab import THEMES
 from tasks.audience import GroupTarget
-from tasks.render import render
-
-WEEKDAYS_CN = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
-
-DealsByCategory = dict[str, list[dict[str, Any]]]
+from tasks.render import render, step_basics
 
 
 def deal_slot(spec: Any) -> str:
@@ -98,9 +94,7 @@ def group_context(
         "group": group_view(group),
         "deals": deals,
         "slot": slot,
-        "today": day,
-        "weekday": WEEKDAYS_CN[day.weekday()],
-        "sop": {"id": sop_id, "title": sop_title},
+        **step_basics(day, sop_id, sop_title),
     }
 
 

@@ -11,8 +11,7 @@ from jinja2 import nodes
 
 from models.vocab import STAGES, TIERS
 from tasks.audience import CustomerTarget
-from tasks.community_context import WEEKDAYS_CN
-from tasks.render import CompiledStep, environment, render
+from tasks.render import CompiledStep, environment, render, step_basics
 
 
 def customer_view(customer: CustomerTarget) -> dict[str, Any]:
@@ -35,9 +34,7 @@ def customer_context(
     """Everything a 1:1 step's template may use for one customer."""
     return {
         "customer": customer_view(customer),
-        "today": day,
-        "weekday": WEEKDAYS_CN[day.weekday()],
-        "sop": {"id": sop_id, "title": sop_title},
+        **step_basics(day, sop_id, sop_title),
     }
 
 

@@ -68,6 +68,11 @@ def weekday_cn(value: dt.date) -> str:
     return f"周{WEEKDAYS_CN[value.weekday()]}"
 
 
+def step_basics(day: dt.date, sop_id: str, sop_title: str) -> dict[str, Any]:
+    """The variables every step's context has: `sop`, `today` and `weekday`."""
+    return {"today": day, "weekday": weekday_cn(day), "sop": {"id": sop_id, "title": sop_title}}
+
+
 def mask(name: Any) -> str:
     """A name with all but its first character hidden: "张三丰" → "张*" (buyers' shows, recaps)."""
     text = str(name).strip()
