@@ -19,7 +19,7 @@ READONLY = "sopflow_readonly"  # execution option: a session that only reads
 
 def all_tables() -> type[SQLModel]:
     """Import every table module so SQLModel.metadata knows the whole schema."""
-    from models import commerce, delivery, people, restraint  # noqa: F401
+    from models import commerce, delivery, people, restraint, review  # noqa: F401
 
     return SQLModel
 

@@ -93,3 +93,5 @@ class MassTask(SQLModel, table=True):
     reminders_in_window: int = 0
     window_started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_reminded_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When WeCom reports the staff member confirmed it (get_groupmsg_task send_time), for the review.
+    confirmed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

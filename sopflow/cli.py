@@ -1,4 +1,4 @@
-"""The `sopflow` command line: database, demo world, SOP lint/preview, emulator, deployments, up."""
+"""The `sopflow` command line: database, demo world, SOP lint/preview, emulator, deployments, report, up."""
 
 from __future__ import annotations
 
@@ -269,6 +269,67 @@ def event_price_drop(
         f"{drop.sku} {drop.name}: {yuan(drop.old_price)} → {yuan(drop.new_price)}; "
         f"{drop.events} favourite.price_drop event(s) recorded; {DRAIN_HINT}"
     )
+
+
+def _day_option(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option} {value!r} is not a date; write it as YYYY-MM-DD")
+    return None
+
+
+@app.command("report")
+def report(
+    starts: Annotated[
+        str | None,
+        typer.Option("--from", help="First day YYYY-MM-DD (default: last week's Monday)."),
+    ] = None,
+    ends: Annotated[
+        str | None,
+        typer.Option("--to", help="Last day YYYY-MM-DD, inclusive (default: --from + 6 days)."),
+    ] = None,
+    sop: Annotated[str | None, typer.Option(help="Review one SOP by id.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the HTML report (default: reports/).")
+    ] = None,
+) -> None:
+    """Review (复盘) a period: attribute orders, KPIs against sop/targets.yaml, an HTML report."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sopflow.clock import local_today
+    from sopflow.errors import SopDefinitionError, SopError
+    from sopflow.report import last_period, make_report
+    from sopflow.report_markdown import headline_markdown
+
+    settings = get_settings()
+    first, last = _day_option(starts, "--from"), _day_option(ends, "--to")
+    if first is None:
+        first, default_last = last_period("week", local_today(tz=settings.timezone))
+        last = last or default_last
+    last = last or first + dt.timedelta(days=6)
+    if out is not None:
+        settings = settings.model_copy(update={"reports_dir": out})
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, transient=True, console=None) as bar:
+            job = bar.add_task("reviewing", total=1.0)
+            result = make_report(
+                first,
+                last,
+                sop_id=sop,
+                settings=settings,
+                progress=lambda done, stage: bar.update(job, completed=done, description=stage),
+            )
+    except SopDefinitionError as error:
+        for problem in error.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(1) from None
+    except SopError as error:
+        _fail(str(error))
+    _say(headline_markdown(result.review, result.path))
 
 
 @app.command("up")

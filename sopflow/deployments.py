@@ -83,6 +83,25 @@ HOUSEKEEPING = [
         "work_pool": {"name": WORK_POOL},
         "schedules": [{"cron": "* * * * *", "timezone": "Asia/Shanghai", "active": True}],
     },
+    {
+        "name": "review-weekly",
+        "description": "Review (复盘) last Monday–Sunday: attribution, KPIs against sop/targets.yaml, "
+        "uplift, HTML report under reports/",
+        "entrypoint": "flows/review.py:review",
+        "tags": ["review"],
+        "parameters": {"period": "week"},
+        "work_pool": {"name": WORK_POOL},
+        "schedules": [{"cron": "0 7 * * 1", "timezone": "Asia/Shanghai", "active": True}],
+    },
+    {
+        "name": "review-monthly",
+        "description": "Review (复盘) last calendar month, for the monthly targets meeting",
+        "entrypoint": "flows/review.py:review",
+        "tags": ["review"],
+        "parameters": {"period": "month"},
+        "work_pool": {"name": WORK_POOL},
+        "schedules": [{"cron": "30 7 1 * *", "timezone": "Asia/Shanghai", "active": True}],
+    },
 ]
 
 

@@ -83,3 +83,7 @@ class ChannelAuthError(ChannelError):
 
 class ChannelRejected(ChannelError):
     """WeCom refused the request itself (bad parameter, no permission …); never retried."""
+
+
+class TargetsError(SopError, ValueError):
+    """A targets file (sop/targets.yaml) that cannot be read; the message names file and line."""

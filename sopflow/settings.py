@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     sop_dir: Path = Field(default=PROJECT_ROOT / "sop", alias="SOPFLOW_SOP_DIR")
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", alias="SOPFLOW_DATA_DIR")
     timezone: str = Field(default="Asia/Shanghai", alias="SOPFLOW_TIMEZONE")
+    # Review (复盘) HTML reports are written here; targets are read from `sop_dir / targets.yaml`.
+    reports_dir: Path = Field(default=PROJECT_ROOT / "reports", alias="SOPFLOW_REPORTS_DIR")
 
     # Delivery channel for customer and group mass messages.
     channel: Literal["outbox", "wecom"] = Field(default="outbox", alias="SOPFLOW_CHANNEL")

@@ -120,14 +120,31 @@ def record_reminder(msgid: str, sender: str, *, session: Session, now: dt.dateti
     row.last_reminded_at = now
 
 
+def record_confirmation(
+    message: PendingMessage, send_time: object, *, session: Session, now: dt.datetime
+) -> None:
+    """Remember when the staff member confirmed (WeCom's send_time, else when we first saw it)."""
+    row = session.get(MassTask, message.msgid)
+    if row is None:
+        row = MassTask(msgid=message.msgid, sender=message.sender)
+        session.add(row)
+    if row.confirmed_at is None:
+        try:
+            seconds = int(send_time)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            seconds = 0
+        row.confirmed_at = dt.datetime.fromtimestamp(seconds, dt.UTC) if seconds else now
+
+
 def collect_message(
     client: WeComClient, message: PendingMessage, *, now: dt.datetime, settings: Settings
 ) -> Counter[str]:
     """Poll one message: results when the sender confirmed, else remind or give up."""
-    tasks = {t.get("userid"): t.get("status") for t in client.iter_groupmsg_task(message.msgid)}
+    tasks = {t.get("userid"): t for t in client.iter_groupmsg_task(message.msgid)}
     outcome: Counter[str] = Counter()
     waited = now - message.sent_at
-    if tasks.get(message.sender) == TASK_SENT:
+    sender_task = tasks.get(message.sender) or {}
+    if sender_task.get("status") == TASK_SENT:
         key = "chat_id" if message.target_kind == "group" else "external_userid"
         results = (
             (row.get(key, ""), int(row.get("status", 0)))
@@ -135,6 +152,7 @@ def collect_message(
         )
         with session_scope() as session:
             outcome.update(apply_results(message.msgid, results, session=session))
+            record_confirmation(message, sender_task.get("send_time"), session=session, now=now)
         return outcome
     if waited >= dt.timedelta(hours=settings.unconfirmed_after_hours):
         with session_scope() as session:
