@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test bench lint install clean
+.PHONY: up test bench bench-review lint install clean
 
 up: $(INSTALLED)
 	$(VENV)/bin/sopflow up
@@ -13,6 +13,9 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(VENV)/bin/python bench/run.py
+
+bench-review: $(INSTALLED)
+	$(VENV)/bin/python bench/review.py
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -57,6 +57,9 @@ class Delivery(SQLModel, table=True):
         Index("ix_delivery_group_time", "group_id", "planned_at"),
         Index("ix_delivery_status", "status"),
         Index("ix_delivery_msgid", "msgid"),
+        # The review reads a period's rows by planned_at; an occurrence's rows share one value,
+        # so writes append to this index's end.
+        Index("ix_delivery_planned", "planned_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -75,10 +75,22 @@ def lint(
         list[Path] | None, typer.Argument(help="SOP files or folders (default: sop/).")
     ] = None,
 ) -> None:
-    """Check SOP files; prints `path:line: error: message` lines and exits 1 on any error."""
+    """Check SOP files (and a folder's targets.yaml); prints `path:line: error: message` lines and exits 1 on any error."""
     from models.sop_lint import main_lint
+    from sopflow.errors import TargetsError
+    from tasks.review import KPIS
+    from tasks.targets import TARGETS_FILE, load_targets
 
-    raise typer.Exit(main_lint(paths or [get_settings().sop_dir]))
+    folders = paths or [get_settings().sop_dir]
+    code = main_lint(folders)
+    for folder in folders:
+        if (folder / TARGETS_FILE).is_file():
+            try:
+                load_targets(folder / TARGETS_FILE, {n: d.label for n, d in KPIS.items()})
+            except TargetsError as error:
+                typer.echo(str(error))
+                code = 1
+    raise typer.Exit(code)
 
 
 @app.command("preview")

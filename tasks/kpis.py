@@ -6,7 +6,7 @@ import datetime as dt
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +18,15 @@ from models.delivery import Delivery, DeliveryStatus, MassTask
 from models.people import Customer, CustomerGroup, GroupMember, OptOut, Staff, Store
 from models.review import Attribution
 from sopflow.clock import at_local
-from tasks.attribution import converted_within, counted_orders, window_of
+from tasks.attribution import (
+    PLANNING_SLACK_HOURS,
+    converted_within,
+    counted_orders,
+    window_of,
+)
 from tasks.guard import HOLDOUT
 from tasks.review_model import Row, Uplift
-from tasks.sql_time import hours_after, local_day
+from tasks.sql_time import hours_after, hours_before, local_day
 
 S = DeliveryStatus
 # WeCom accepted the mass message: the row is `sent` or has a result since.
@@ -97,60 +102,118 @@ BREAKDOWNS: dict[str, tuple[str, ...]] = {
     "staff": ("sender",),
     "day": ("day",),
 }
-GRAIN = ("sop_id", "step", "target_kind", "channel", "sender", "region", "store_id", "day")
 
 
-def _grain_columns(period: Period, day_column: Any) -> list[Any]:
-    return [
+@dataclass(frozen=True)
+class Directory:
+    """Stores, staff and groups (small tables, read once): names, and where each row belongs.
+
+    A 1:1 row belongs to the store of the staff member who sent it (the customer's advisor) and
+    that store's city; a group row to the group's store and region.
+    """
+
+    stores: dict[int, tuple[str, str]]  # id -> (name, city)
+    staff: dict[str, tuple[str, int | None]]  # userid -> (name, store id)
+    groups: dict[int, tuple[str, int | None, int]]  # id -> (region, store id, members)
+
+    @classmethod
+    def read(cls, session: Session) -> Directory:
+        return cls(
+            stores={
+                i: (n, c) for i, n, c in session.execute(select(Store.id, Store.name, Store.city))
+            },
+            staff={
+                u: (n, s)
+                for u, n, s in session.execute(select(Staff.userid, Staff.name, Staff.store_id))
+            },
+            groups={
+                i: (r, s, m or 0)
+                for i, r, s, m in session.execute(
+                    select(
+                        CustomerGroup.id,
+                        CustomerGroup.region,
+                        CustomerGroup.store_id,
+                        CustomerGroup.member_count,
+                    )
+                )
+            },
+        )
+
+    def staff_name(self, userid: str | None) -> str:
+        return self.staff.get(userid or "", (userid or "—", None))[0]
+
+    def place(self, sender: str | None, group_id: int | None) -> tuple[str, str]:
+        """(region, store name) of a row."""
+        if group_id is not None and group_id in self.groups:
+            region, store_id, _ = self.groups[group_id]
+            return region, self.stores.get(store_id, ("—", ""))[0] if store_id else "—"
+        store_id = self.staff.get(sender or "", ("", None))[1]
+        name, city = self.stores.get(store_id, ("—", "—")) if store_id else ("—", "—")
+        return city, name
+
+    def members(self, group_id: int | None) -> int:
+        return self.groups[group_id][2] if group_id in self.groups else 1
+
+
+def _period_rows(period: Period, sop_id: str | None) -> Any:
+    return and_(_in_period(Delivery.planned_at, period), _sop_filter(sop_id))
+
+
+def outcome_grain(session: Session, period: Period, sop_id: str | None) -> list[Row]:
+    """One pass over the period's rows, no joins: counts by SOP, step, channel, sender, group,
+    day, status, skip reason and mass message, and when each message first went out."""
+    skip_reason = case(
+        (col(Delivery.status) == S.SKIPPED.value, col(Delivery.reason)), else_=None
+    ).label("skip_reason")
+    keys = (
+        *_touch_keys(),
+        local_day(Delivery.planned_at, period.days, period.tz).label("day"),
+        col(Delivery.status),
+        skip_reason,
+        col(Delivery.msgid),
+    )
+    statement = (
+        select(*keys, func.count().label("rows"), func.min(Delivery.sent_at).label("first_sent"))
+        .where(_period_rows(period, sop_id))
+        .group_by(*keys)
+    )
+    return [dict(row._mapping) for row in session.execute(statement)]
+
+
+def _touch_keys() -> tuple[Any, ...]:
+    return (
         col(Delivery.sop_id),
         col(Delivery.step),
         col(Delivery.target_kind),
         col(Delivery.channel),
         col(Delivery.sender),
-        func.coalesce(Customer.region, CustomerGroup.region).label("region"),
-        func.coalesce(Customer.store_id, CustomerGroup.store_id).label("store_id"),
-        local_day(day_column, period.days, period.tz).label("day"),
-    ]
-
-
-def _with_targets(statement: Any) -> Any:
-    return statement.outerjoin(Customer, col(Customer.id) == Delivery.customer_id).outerjoin(
-        CustomerGroup, col(CustomerGroup.id) == Delivery.group_id
+        col(Delivery.group_id),
     )
-
-
-def outcome_grain(session: Session, period: Period, sop_id: str | None) -> list[Row]:
-    """Row counts by every breakdown key at once, and the people each delivered row reached."""
-    grain = _grain_columns(period, Delivery.planned_at)
-    reached = case(
-        (col(Delivery.target_kind) == "group", func.coalesce(CustomerGroup.member_count, 0)),
-        else_=1,
-    )
-    statement = _with_targets(
-        select(
-            *grain,
-            col(Delivery.status),
-            func.count().label("rows"),
-            func.sum(case((col(Delivery.status) == S.DELIVERED.value, reached), else_=0)).label(
-                "reached"
-            ),
-        )
-    ).where(_in_period(Delivery.planned_at, period), _sop_filter(sop_id))
-    statement = statement.group_by(*grain, col(Delivery.status))
-    return [dict(row._mapping) for row in session.execute(statement)]
 
 
 def attributed_grain(session: Session, period: Period, sop_id: str | None) -> list[Row]:
-    """Attributed orders and revenue of the period's orders, by the touch's breakdown keys."""
-    grain = _grain_columns(period, Delivery.planned_at)
-    statement = _with_targets(
+    """Attributed orders and revenue of the period's orders, by the touch's breakdown keys.
+
+    A touch planned before the period may convert in it: its day is None ("earlier")."""
+    day = case(
+        (
+            _in_period(Delivery.planned_at, period),
+            local_day(Delivery.planned_at, period.days, period.tz),
+        ),
+        else_=None,
+    ).label("day")
+    keys = (*_touch_keys(), day)
+    statement = (
         select(
-            *grain,
+            *keys,
             func.count().label("orders"),
             func.sum(Attribution.revenue_fen).label("revenue_fen"),
-        ).join(Attribution, col(Attribution.delivery_id) == Delivery.id)
-    ).where(_in_period(Attribution.placed_at, period), _sop_filter(sop_id))
-    return [dict(row._mapping) for row in session.execute(statement.group_by(*grain))]
+        )
+        .join(Attribution, col(Attribution.delivery_id) == Delivery.id)
+        .where(_in_period(Attribution.placed_at, period), _sop_filter(sop_id))
+        .group_by(*keys)
+    )
+    return [dict(row._mapping) for row in session.execute(statement)]
 
 
 def _status_counts(status: str, rows: int) -> Counter[str]:
@@ -167,30 +230,33 @@ def _status_counts(status: str, rows: int) -> Counter[str]:
 
 
 def rollup(
-    outcomes: Iterable[Row], attributed: Iterable[Row], labels: Mapping[str, Callable[[Any], str]]
+    outcomes: Iterable[Row], attributed: Iterable[Row], directory: Directory
 ) -> dict[str, list[Row]]:
-    """Every breakdown table from the grain rows, with conversion = orders / people reached."""
+    """Every breakdown table from the grain rows, with conversion = orders / people reached.
+
+    A delivered 1:1 row reaches one person; a delivered group row reaches the group's members.
+    """
     tables: dict[str, dict[tuple[Any, ...], Counter[str]]] = {
         name: defaultdict(Counter) for name in BREAKDOWNS
     }
 
-    def keys_of(row: Row) -> dict[str, tuple[Any, ...]]:
-        values = dict(row, store=labels["store"](row["store_id"]), day=row["day"] or "earlier")
-        return {name: tuple(values[k] for k in keys) for name, keys in BREAKDOWNS.items()}
+    def add(row: Row, counts: Counter[str]) -> None:
+        region, store = directory.place(row["sender"], row["group_id"])
+        values = dict(row, region=region, store=store, day=row["day"] or "earlier")
+        for name in BREAKDOWNS:
+            tables[name][tuple(values[k] for k in BREAKDOWNS[name])].update(counts)
 
     for row in outcomes:
         counts = _status_counts(row["status"], int(row["rows"]))
-        counts["reached"] += int(row["reached"] or 0)
-        for name, key in keys_of(row).items():
-            tables[name][key].update(counts)
+        if row["status"] == S.DELIVERED.value:
+            counts["reached"] += int(row["rows"]) * directory.members(row["group_id"])
+        add(row, counts)
     for row in attributed:
-        counts = Counter(orders=int(row["orders"]), revenue_fen=int(row["revenue_fen"] or 0))
-        for name, key in keys_of(row).items():
-            tables[name][key].update(counts)
+        add(row, Counter(orders=int(row["orders"]), revenue_fen=int(row["revenue_fen"] or 0)))
     result: dict[str, list[Row]] = {}
-    for name, groups in tables.items():
+    for name, grouped in tables.items():
         rows = []
-        for key, counts in groups.items():
+        for key, counts in grouped.items():
             row = dict(zip(BREAKDOWNS[name], key, strict=True))
             row.update({column: counts.get(column, 0) for column in OUTCOME_COLUMNS})
             row["conversion_rate"] = rate(row["orders"], row["reached"])
@@ -199,64 +265,42 @@ def rollup(
         if name == "day":
             rows.sort(key=lambda r: str(r["day"]))
         result[name] = rows
-    if "staff" in result:
-        for row in result["staff"]:
-            row["staff_name"] = labels["staff"](row["sender"])
+    for row in result["staff"]:
+        row["staff_name"] = directory.staff_name(row["sender"])
     return result
 
 
-def labels(session: Session) -> dict[str, Callable[[Any], str]]:
-    """Readable names for store ids and staff userids (small tables, read once)."""
-    stores = dict(session.execute(select(Store.id, Store.name)).all())
-    staff = dict(session.execute(select(Staff.userid, Staff.name)).all())
-    return {
-        "store": lambda store_id: stores.get(store_id, "—") if store_id is not None else "—",
-        "staff": lambda userid: staff.get(userid, userid or "—"),
-    }
+def skip_reasons(outcomes: Iterable[Row]) -> list[Row]:
+    counts: Counter[str] = Counter()
+    for row in outcomes:
+        if row["status"] == S.SKIPPED.value:
+            counts[row["skip_reason"] or "—"] += int(row["rows"])
+    return [{"reason": reason, "count": count} for reason, count in counts.most_common()]
 
 
-def skip_reasons(session: Session, period: Period, sop_id: str | None) -> list[Row]:
-    statement = (
-        select(col(Delivery.reason), func.count().label("count"))
-        .where(
-            col(Delivery.status) == S.SKIPPED.value,
-            _in_period(Delivery.planned_at, period),
-            _sop_filter(sop_id),
-        )
-        .group_by(col(Delivery.reason))
-        .order_by(func.count().desc())
-    )
-    return [
-        {"reason": reason or "—", "count": count} for reason, count in session.execute(statement)
-    ]
-
-
-def daily_series(session: Session, period: Period, sop_id: str | None) -> list[Row]:
+def daily_series(
+    session: Session, period: Period, sop_id: str | None, outcomes: Iterable[Row]
+) -> list[Row]:
     """Per local day: rows sent and delivered (by planned day), and orders attributed (by order day)."""
-    day = local_day(Delivery.planned_at, period.days, period.tz)
-    sends = select(
-        day.label("day"),
-        func.sum(case((col(Delivery.status).in_([s.value for s in ACCEPTED]), 1), else_=0)),
-        func.sum(case((col(Delivery.status) == S.DELIVERED.value, 1), else_=0)),
-    ).where(_in_period(Delivery.planned_at, period), _sop_filter(sop_id))
+    series: dict[str, Counter[str]] = {d.isoformat(): Counter() for d in period.days}
+    accepted = {s.value for s in ACCEPTED}
+    for row in outcomes:
+        if row["day"] in series:
+            if row["status"] in accepted:
+                series[row["day"]]["sent"] += int(row["rows"])
+            if row["status"] == S.DELIVERED.value:
+                series[row["day"]]["delivered"] += int(row["rows"])
     order_day = local_day(Attribution.placed_at, period.days, period.tz)
     orders = select(order_day.label("day"), func.count(), func.sum(Attribution.revenue_fen)).where(
         _in_period(Attribution.placed_at, period),
         col(Attribution.sop_id) == sop_id if sop_id else literal(True),
     )
-    series = {d.isoformat(): Counter() for d in period.days}
-    for key, sent, delivered in session.execute(sends.group_by(day)):
-        if key in series:
-            series[key].update(sent=int(sent or 0), delivered=int(delivered or 0))
     for key, count, revenue in session.execute(orders.group_by(order_day)):
         if key in series:
             series[key].update(orders=int(count or 0), revenue_fen=int(revenue or 0))
+    columns = ("sent", "delivered", "orders", "revenue_fen")
     return [
-        {
-            "day": key,
-            **{c: counts.get(c, 0) for c in ("sent", "delivered", "orders", "revenue_fen")},
-        }
-        for key, counts in series.items()
+        {"day": key, **{c: counts.get(c, 0) for c in columns}} for key, counts in series.items()
     ]
 
 
@@ -338,68 +382,89 @@ def uplift(
 # ------------------------------------------------------------------ the cost of touching
 
 
-def _reached_people(period: Period, sop_id: str | None) -> Any:
-    """(sop_id, customer_id, touched_at) of every person a delivered touch reached in the period."""
-    delivered = and_(
+def _delivered(period: Period, sop_id: str | None, target_kind: str) -> Any:
+    return and_(
         col(Delivery.status) == S.DELIVERED.value,
+        col(Delivery.target_kind) == target_kind,
         _in_period(Delivery.planned_at, period),
         _sop_filter(sop_id),
     )
-    direct = select(
-        col(Delivery.sop_id), col(Delivery.customer_id).label("customer_id"), col(Delivery.sent_at)
-    ).where(delivered, col(Delivery.target_kind) == "customer")
-    through_groups = (
-        select(col(Delivery.sop_id), col(GroupMember.customer_id), col(Delivery.sent_at))
-        .join(GroupMember, col(GroupMember.group_id) == Delivery.group_id)
-        .where(delivered, col(Delivery.target_kind) == "group")
-    )
-    return union_all(direct, through_groups).subquery("reached")
 
 
-def after_touch(session: Session, period: Period, sop_id: str | None) -> list[Row]:
-    """Per SOP: people reached, and how many deleted the contact or opted out within 7 days after."""
-    reached = _reached_people(period, sop_id)
-    touched = dict(
-        session.execute(
-            select(reached.c.sop_id, func.count(distinct(reached.c.customer_id))).group_by(
-                reached.c.sop_id
-            )
-        ).all()
-    )
+def after_touch(
+    session: Session, period: Period, sop_id: str | None, reached: Mapping[str, int]
+) -> list[Row]:
+    """Per SOP: people reached, and how many deleted the contact or opted out within 7 days after.
 
-    def left_within(moment: Any, customer: Any) -> Any:
+    `reached` counts people per touch (a customer touched twice counts twice), like an email
+    unsubscribe rate per delivered message. Starts from the few who left (deleted or opted out up to 7 days after the period) and looks
+    back at the touches that reached them, so a month of millions of rows is never joined whole.
+    """
+    reach_days = AFTER_TOUCH_DAYS * 24
+    until = period.end_utc + dt.timedelta(hours=reach_days)
+    leavers = union_all(
+        select(
+            literal("deleted").label("kind"),
+            col(Customer.id).label("customer_id"),
+            col(Customer.deleted_at).label("at"),
+        ).where(col(Customer.deleted_at) >= period.start_utc, col(Customer.deleted_at) < until),
+        select(literal("opted_out"), col(OptOut.customer_id), col(OptOut.created_at)).where(
+            col(OptOut.created_at) >= period.start_utc, col(OptOut.created_at) < until
+        ),
+    ).subquery("leaver")
+
+    def touched_before(target: Any, target_kind: str) -> Any:
         return and_(
-            reached.c.customer_id == customer,
-            moment > reached.c.sent_at,
-            moment <= hours_after(reached.c.sent_at, AFTER_TOUCH_DAYS * 24),
+            target,
+            _delivered(period, sop_id, target_kind),
+            col(Delivery.planned_at) <= leavers.c.at,
+            col(Delivery.planned_at)
+            >= hours_before(leavers.c.at, reach_days + PLANNING_SLACK_HOURS),
+            col(Delivery.sent_at) < leavers.c.at,
+            hours_after(Delivery.sent_at, reach_days) >= leavers.c.at,
         )
 
-    deleted = select(reached.c.sop_id, func.count(distinct(reached.c.customer_id))).join(
-        Customer, left_within(Customer.deleted_at, Customer.id)
+    keys = (col(Delivery.sop_id).label("sop_id"), leavers.c.kind, leavers.c.customer_id)
+    direct = select(*keys).join(
+        Delivery, touched_before(col(Delivery.customer_id) == leavers.c.customer_id, "customer")
     )
-    opted = select(reached.c.sop_id, func.count(distinct(reached.c.customer_id))).join(
-        OptOut, left_within(OptOut.created_at, OptOut.customer_id)
+    via_groups = (
+        select(*keys)
+        .join(GroupMember, col(GroupMember.customer_id) == leavers.c.customer_id)
+        .join(Delivery, touched_before(col(Delivery.group_id) == GroupMember.group_id, "group"))
     )
-    deletions = dict(session.execute(deleted.group_by(reached.c.sop_id)).all())
-    opt_outs = dict(session.execute(opted.group_by(reached.c.sop_id)).all())
-    return [
-        {
-            "sop_id": sop,
-            "touched": int(count),
-            "deleted_7d": int(deletions.get(sop, 0)),
-            "opted_out_7d": int(opt_outs.get(sop, 0)),
-            "deletion_rate": rate(deletions.get(sop, 0), count),
-            "opt_out_rate": rate(opt_outs.get(sop, 0), count),
-        }
-        for sop, count in sorted(touched.items())
-    ]
+    left = union(direct, via_groups).subquery("left_after_touch")
+    counted: dict[tuple[str, str], int] = {
+        (sop, kind): int(n)
+        for sop, kind, n in session.execute(
+            select(left.c.sop_id, left.c.kind, func.count()).group_by(left.c.sop_id, left.c.kind)
+        )
+    }
+    rows = []
+    for sop, count in sorted(reached.items()):
+        if not count:
+            continue
+        deleted, opted = counted.get((sop, "deleted"), 0), counted.get((sop, "opted_out"), 0)
+        rows.append(
+            {
+                "sop_id": sop,
+                "touched": count,
+                "deleted_7d": deleted,
+                "opted_out_7d": opted,
+                "deletion_rate": rate(deleted, count),
+                "opt_out_rate": rate(opted, count),
+            }
+        )
+    return rows
 
 
 # ------------------------------------------------------------------ customers and staff
 
 
-def loyalty(session: Session, period: Period) -> list[Row]:
-    """Group members vs non-members among current contacts: buyers, repurchase and basket size."""
+def loyalty(session: Session, period: Period) -> tuple[list[Row], int]:
+    """Group members vs non-members among current contacts: buyers, repurchase and basket size;
+    and the period's orders of everyone (deleted contacts included)."""
+    members = select(GroupMember.customer_id)
     per_customer = (
         select(
             col(Order.customer_id),
@@ -410,27 +475,40 @@ def loyalty(session: Session, period: Period) -> list[Row]:
         .group_by(col(Order.customer_id))
         .subquery("per_customer")
     )
-    member = select(literal(1)).where(col(GroupMember.customer_id) == Customer.id).exists()
-    statement = (
+    is_member = case((col(Customer.id).in_(members), 1), else_=0).label("member")
+    active = col(Customer.contact_state) == "active"
+    is_active = case((active, 1), else_=0).label("active")
+    contacts = dict(
+        session.execute(select(is_member, func.count()).where(active).group_by(is_member))
+        .tuples()
+        .all()
+    )
+    buying = (
         select(
-            case((member, 1), else_=0).label("member"),
+            is_member,
+            is_active,
             func.count(),
-            func.count(per_customer.c.customer_id),
             func.sum(case((per_customer.c.orders >= 2, 1), else_=0)),
             func.sum(per_customer.c.orders),
             func.sum(per_customer.c.spent),
         )
-        .select_from(Customer)
-        .outerjoin(per_customer, per_customer.c.customer_id == Customer.id)
-        .where(col(Customer.contact_state) == "active")
-        .group_by("member")
+        .select_from(per_customer)
+        .join(Customer, col(Customer.id) == per_customer.c.customer_id)
+        .group_by(is_member, is_active)
     )
+    bought: dict[int, tuple[int, ...]] = {}
+    all_orders = 0
+    for flag, active_flag, *numbers in session.execute(buying):
+        all_orders += int(numbers[2] or 0)
+        if active_flag:
+            bought[flag] = tuple(numbers)
     rows = []
-    for is_member, customers, buyers, repeaters, orders, spent in session.execute(statement):
+    for flag, segment in ((1, "group members"), (0, "non-members")):
+        buyers, repeaters, orders, spent = bought.get(flag, (0, 0, 0, 0))
         rows.append(
             {
-                "segment": "group members" if is_member else "non-members",
-                "customers": int(customers),
+                "segment": segment,
+                "customers": int(contacts.get(flag, 0)),
                 "buyers": int(buyers or 0),
                 "repurchase_rate": rate(repeaters or 0, buyers),
                 "orders": int(orders or 0),
@@ -438,8 +516,7 @@ def loyalty(session: Session, period: Period) -> list[Row]:
                 "average_order_fen": rate(spent or 0, orders),
             }
         )
-    rows.sort(key=lambda r: r["segment"] != "group members")
-    return rows
+    return rows, all_orders
 
 
 def daily_active_ratio(session: Session, period: Period) -> float | None:
@@ -465,32 +542,35 @@ def daily_active_ratio(session: Session, period: Period) -> float | None:
     return statistics.fmean(per_day.get(d.isoformat(), 0) / contacts for d in period.days)
 
 
-def staff_confirmation(session: Session, period: Period, sop_id: str | None) -> list[Row]:
+def staff_confirmation(session: Session, outcomes: Iterable[Row]) -> list[Row]:
     """Per staff member: mass messages to confirm, how many were, and the median delay."""
-    resulted = func.max(case((col(Delivery.status).in_([s.value for s in RESULTED]), 1), else_=0))
-    statement = (
-        select(
-            col(Delivery.msgid),
-            col(Delivery.sender),
-            func.min(Delivery.sent_at),
-            resulted,
-            func.max(MassTask.confirmed_at),
+    resulted = {s.value for s in RESULTED}
+    messages: dict[tuple[str, str], list[Any]] = {}
+    for row in outcomes:
+        if not row["msgid"] or row["channel"] != "wecom":
+            continue
+        key = (row["msgid"], row["sender"] or "—")
+        first, done = messages.get(key, (None, False))
+        sent = row["first_sent"]
+        if sent is not None and (first is None or sent < first):
+            first = sent
+        messages[key] = [first, done or row["status"] in resulted]
+    confirmed_at = dict(
+        session.execute(
+            select(MassTask.msgid, MassTask.confirmed_at).where(
+                col(MassTask.confirmed_at).is_not(None)
+            )
         )
-        .outerjoin(MassTask, col(MassTask.msgid) == Delivery.msgid)
-        .where(
-            col(Delivery.msgid).is_not(None),
-            col(Delivery.channel) == "wecom",
-            _in_period(Delivery.planned_at, period),
-            _sop_filter(sop_id),
-        )
-        .group_by(col(Delivery.msgid), col(Delivery.sender))
+        .tuples()
+        .all()
     )
     tasks: dict[str, list[tuple[bool, float | None]]] = defaultdict(list)
-    for _msgid, sender, sent_at, has_results, confirmed_at in session.execute(statement):
+    for (msgid, sender), (first, done) in messages.items():
+        confirmed = confirmed_at.get(msgid)
         delay = None
-        if confirmed_at is not None and sent_at is not None:
-            delay = max(0.0, (_aware(confirmed_at) - _aware(sent_at)).total_seconds())
-        tasks[sender or "—"].append((bool(has_results) or confirmed_at is not None, delay))
+        if confirmed is not None and first is not None:
+            delay = max(0.0, (_aware(confirmed) - _aware(first)).total_seconds())
+        tasks[sender].append((done or confirmed is not None, delay))
     rows = []
     for sender, items in tasks.items():
         confirmed = sum(1 for done, _ in items if done)
@@ -510,11 +590,3 @@ def staff_confirmation(session: Session, period: Period, sop_id: str | None) -> 
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def all_orders(session: Session, period: Period) -> int:
-    return int(
-        session.execute(
-            select(func.count()).where(counted_orders(period.start_utc, period.end_utc))
-        ).scalar_one()
-    )

@@ -62,9 +62,12 @@ METHOD_NOTES = [
     "past the holdout guard (treated, whatever WeCom did with them: intention to treat) with the "
     "held-out rows (control); the interval is the 95 % Wald interval of the difference of two "
     "proportions, p1 − p0 ± 1.96·√(p1(1−p1)/n1 + p0(1−p0)/n0).",
-    "Deletions and opt-outs count people reached by an SOP who deleted the contact or opted out "
-    "within 7 days after one of its touches.",
-    "Rows are counted on the local day they were planned; orders on the day they were placed.",
+    "Deletions and opt-outs: people who deleted the contact or opted out within 7 days after an "
+    "SOP's delivered touch, per person reached (a person touched twice counts twice, like an "
+    "email unsubscribe rate per delivered message).",
+    "Rows are counted on the local day they were planned; orders on the day they were placed. "
+    "A 1:1 touch counts for the store of the advisor who sent it and that store's city; a group "
+    "touch for the group's store and region.",
 ]
 
 
@@ -153,25 +156,23 @@ def build_review(
     )
     session.commit()
     report(0.3, "counting outcomes")
-    names = kpis.labels(session)
-    review.tables = kpis.rollup(
-        kpis.outcome_grain(session, period, sop_id),
-        kpis.attributed_grain(session, period, sop_id),
-        names,
-    )
-    review.skip_reasons = kpis.skip_reasons(session, period, sop_id)
-    review.daily = kpis.daily_series(session, period, sop_id)
+    directory = kpis.Directory.read(session)
+    outcomes = kpis.outcome_grain(session, period, sop_id)
+    review.tables = kpis.rollup(outcomes, kpis.attributed_grain(session, period, sop_id), directory)
+    review.skip_reasons = kpis.skip_reasons(outcomes)
+    review.daily = kpis.daily_series(session, period, sop_id, outcomes)
+    review.staff_confirmation = kpis.staff_confirmation(session, outcomes)
+    for row in review.staff_confirmation:
+        row["staff_name"] = directory.staff_name(row["sender"])
     report(0.55, "measuring uplift against holdouts")
     review.uplift = kpis.uplift(session, period, sop_id, windows)
     report(0.7, "deletions and opt-outs after touches")
-    review.after_touch = kpis.after_touch(session, period, sop_id)
-    report(0.8, "customers and staff")
-    review.loyalty = kpis.loyalty(session, period)
-    review.staff_confirmation = kpis.staff_confirmation(session, period, sop_id)
-    for row in review.staff_confirmation:
-        row["staff_name"] = names["staff"](row["sender"])
+    reached = {row["sop_id"]: row["reached"] for row in review.tables["sop"]}
+    review.after_touch = kpis.after_touch(session, period, sop_id, reached)
+    report(0.8, "customers: loyalty and daily activity")
+    review.loyalty, all_orders = kpis.loyalty(session, period)
     active = kpis.daily_active_ratio(session, period)
-    values = headline_values(review, kpis.all_orders(session, period), active, kinds)
+    values = headline_values(review, all_orders, active, kinds)
     review.headline = [judge(name, values[name], targets) for name in KPIS]
     review.notes = [
         *METHOD_NOTES,

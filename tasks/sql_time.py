@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, case, literal
+from sqlalchemy import Integer, String, case, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
@@ -53,8 +54,55 @@ def hours_before(moment: Any, hours: Any) -> ColumnElement[dt.datetime]:
     return hours_after(moment, -hours)
 
 
+class local_date(FunctionElement[str]):
+    """The ISO calendar day of `moment` shifted by a fixed number of minutes (a zone without DST)."""
+
+    type = String()
+    inherit_cache = True
+    name = "local_date"
+
+
+@compiles(local_date, "sqlite")
+def _local_date_sqlite(element: local_date, compiler: Any, **kw: Any) -> str:
+    moment, minutes = list(element.clauses)
+    return (
+        f"date({compiler.process(moment, **kw)}, "
+        f"printf('%+d minutes', {compiler.process(minutes, **kw)}))"
+    )
+
+
+@compiles(local_date, "postgresql")
+def _local_date_postgresql(element: local_date, compiler: Any, **kw: Any) -> str:
+    moment, minutes = list(element.clauses)
+    return (
+        f"to_char({compiler.process(moment, **kw)} AT TIME ZONE 'UTC' + make_interval(mins => "
+        f"CAST({compiler.process(minutes, **kw)} AS INTEGER)), 'YYYY-MM-DD')"
+    )
+
+
+def fixed_offset_minutes(days: list[dt.date], tz: str) -> int | None:
+    """The zone's UTC offset in minutes when it is the same all through `days`, else None."""
+    zone = ZoneInfo(tz)
+    offsets = {
+        zone.utcoffset(dt.datetime.combine(day, dt.time(hour), tzinfo=None))
+        for day in (days[0], days[-1], *days[:: max(1, len(days) // 12)])
+        for hour in (0, 12)
+    }
+    if len(offsets) != 1 or any(o is None for o in offsets):
+        return None
+    (offset,) = offsets
+    return int(offset.total_seconds() // 60)  # type: ignore[union-attr]
+
+
 def local_day(column: Any, days: list[dt.date], tz: str) -> ColumnElement[str]:
-    """The local calendar day (ISO text) of `column` among `days`, else NULL; portable and exact."""
+    """The local calendar day (ISO text) of `column` in `tz`, NULL outside `days` when that matters.
+
+    A zone with one offset through the period (Asia/Shanghai) is plain date arithmetic; a zone
+    changing offset (DST) gets an exact CASE over the period's days.
+    """
+    offset = fixed_offset_minutes(days, tz)
+    if offset is not None:
+        return local_date(column, literal(offset, Integer))
     whens = []
     for day in days:
         start, end = day_window(day, tz)

@@ -48,29 +48,29 @@ def load_targets(path: Path, known: dict[str, str]) -> dict[str, Target]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         raise TargetsError(
-            f"{path}:{line}: not valid YAML ({getattr(exc, 'problem', exc)}); "
+            f"{path}:{line}: error: not valid YAML ({getattr(exc, 'problem', exc)}); "
             'quote each target, e.g. conversion_rate: ">= 3%"'
         ) from exc
     if root is None:
         return {}
     if not isinstance(root, yaml.MappingNode):
-        raise TargetsError(f'{path}:1: write one `kpi: ">= 3%"` per line')
+        raise TargetsError(f'{path}:1: error: write one `kpi: ">= 3%"` per line')
     targets: dict[str, Target] = {}
     for key_node, value_node in root.value:
         name, line = str(key_node.value), key_node.start_mark.line + 1
         if name not in known:
             listed = ", ".join(sorted(known))
             raise TargetsError(
-                f"{path}:{line}: unknown KPI `{name}`{did_you_mean(name, known)}; use one of: {listed}"
+                f"{path}:{line}: error: unknown KPI `{name}`{did_you_mean(name, known)}; use one of: {listed}"
             )
         if name in targets:
             raise TargetsError(
-                f"{path}:{line}: `{name}` is set twice (first on line {targets[name].line}); keep one"
+                f"{path}:{line}: error: `{name}` is set twice (first on line {targets[name].line}); keep one"
             )
         rule = parse_rule(value_node.value) if isinstance(value_node, yaml.ScalarNode) else None
         if rule is None:
             raise TargetsError(
-                f"{path}:{line}: `{name}: {getattr(value_node, 'value', '')}` is not a target; "
+                f"{path}:{line}: error: `{name}: {getattr(value_node, 'value', '')}` is not a target; "
                 'write it like ">= 3%", "<= 1%" or ">= 4.2" (quoted)'
             )
         targets[name] = Target(name, rule[0], rule[1], line)

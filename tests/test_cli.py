@@ -67,3 +67,24 @@ def test_lint_reports_a_duplicate_id_across_files(tmp_path: Path) -> None:
 def test_db_upgrade_is_repeatable(database_url: str) -> None:
     assert invoke("db", "upgrade").exit_code == 0
     assert invoke("db", "upgrade").exit_code == 0
+
+
+def test_lint_checks_the_folders_targets_file(tmp_path: Path) -> None:
+    shutil.copytree(PROJECT_ROOT / "sop" / "community", tmp_path / "sop")
+    (tmp_path / "sop" / "targets.yaml").write_text('conversion_rat: ">= 3%"\n', encoding="utf-8")
+
+    result = invoke("lint", str(tmp_path / "sop"))
+
+    assert result.exit_code == 1
+    assert "targets.yaml:1: error: unknown KPI `conversion_rat`" in result.output
+
+
+def test_report_refuses_a_backwards_period_and_an_unknown_sop(database_url: str) -> None:
+    backwards = invoke("report", "--from", "2026-11-10", "--to", "2026-11-01")
+    unknown = invoke(
+        "report", "--from", "2026-11-01", "--to", "2026-11-07", "--sop", "morning-prise"
+    )
+
+    assert backwards.exit_code == 1 and "swap --from and --to" in backwards.output
+    assert unknown.exit_code == 1 and "did you mean `morning-price`" in unknown.output
+    assert "Traceback" not in backwards.output + unknown.output

@@ -43,18 +43,18 @@ def test_a_missing_file_means_no_targets(tmp_path: Path) -> None:
     [
         (
             'conversion_rate: ">= 3%"\nconversion_rat: ">= 3%"\n',
-            r"targets.yaml:2: unknown KPI `conversion_rat` \(did you mean `conversion_rate`\?\)",
+            r"targets.yaml:2: error: unknown KPI `conversion_rat` \(did you mean `conversion_rate`\?\)",
         ),
         (
             'conversion_rate: ">= 3%"\nconversion_rate: ">= 4%"\n',
-            r"targets.yaml:2: `conversion_rate` is set twice \(first on line 1\)",
+            r"targets.yaml:2: error: `conversion_rate` is set twice \(first on line 1\)",
         ),
         (
             'conversion_rate: "about 3%"\n',
-            r'targets.yaml:1: `conversion_rate: about 3%` is not a target; write it like ">= 3%"',
+            r'targets.yaml:1: error: `conversion_rate: about 3%` is not a target; write it like ">= 3%"',
         ),
-        ("conversion_rate: >= 3%\n", r"targets.yaml:1: not valid YAML .*quote each target"),
-        ("- conversion_rate\n", r"targets.yaml:1: write one"),
+        ("conversion_rate: >= 3%\n", r"targets.yaml:1: error: not valid YAML .*quote each target"),
+        ("- conversion_rate\n", r"targets.yaml:1: error: write one"),
     ],
 )
 def test_mistakes_name_the_line(tmp_path: Path, text: str, expected: str) -> None:

@@ -1,4 +1,4 @@
-"""review: stored attributions, and when staff confirmed each mass message
+"""review: stored attributions, when staff confirmed each mass message, deliveries by planned_at
 
 Revision ID: 0005
 Revises: 0004
@@ -40,6 +40,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_attribution_placed", "attribution", ["placed_at"])
     op.create_index("ix_attribution_delivery", "attribution", ["delivery_id"])
+    op.create_index("ix_delivery_planned", "delivery", ["planned_at"])
     with op.batch_alter_table("mass_task", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("confirmed_at", models.types.UTCDateTime(timezone=True), nullable=True)
@@ -49,6 +50,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("mass_task", schema=None) as batch_op:
         batch_op.drop_column("confirmed_at")
+    op.drop_index("ix_delivery_planned", table_name="delivery")
     op.drop_index("ix_attribution_delivery", table_name="attribution")
     op.drop_index("ix_attribution_placed", table_name="attribution")
     op.drop_table("attribution")
