@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -168,7 +169,7 @@ def main() -> None:
         previous = upto
     print(f"  {'total':<40} {previous:7.1f} s   (target ≤ {TARGET_SECONDS:.0f} s)")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
-    print(f"  report: {report.path} ({report.path.stat().st_size / 1024:,.0f} KB)")
+    print(f"  report: {report.path.stat().st_size / 1024:,.0f} KB of HTML")
 
     period = Period(starts, ends, "Asia/Shanghai")
     direct = direct_counts(db, period.start_utc, period.end_utc)
@@ -194,6 +195,10 @@ def main() -> None:
             f"  uplift {row.sop_id}: {row.uplift:+.2%} (95% CI {row.ci_low:+.2%} … {row.ci_high:+.2%}), "
             f"n = {row.treated:,} / {row.control:,}"
         )
+    kept = Path(tempfile.gettempdir()) / report.path.name
+    shutil.copy(report.path, kept)
+    shutil.rmtree(workdir)  # gigabytes of database; the report is kept
+    print(f"  report kept at {kept}")
     if any(ours != theirs for ours, theirs in checks.values()):
         sys.exit("the report disagrees with the Delivery table")
 

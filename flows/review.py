@@ -13,8 +13,10 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from sopflow.clock import local_today
+from sopflow.errors import SopError
 from sopflow.report import Report, check_period, last_period, make_report
 from sopflow.report_markdown import headline_markdown, table_rows
 from sopflow.settings import get_settings
@@ -45,7 +47,35 @@ def build_review_task(starts: dt.date, ends: dt.date, sop: str | None) -> Report
     return make_report(starts, ends, sop_id=sop, progress=report)
 
 
-@flow(name="review", flow_run_name="review {period}")
+def review_period(
+    period: str, starts: dt.date | str | None, ends: dt.date | str | None
+) -> tuple[dt.date, dt.date]:
+    """The days reviewed: `starts`–`ends` when given, else the last complete week or month."""
+    if (starts is None) != (ends is None):
+        raise ValueError("give both `starts` and `ends`, or neither to review the last period")
+    if starts is None or ends is None:
+        return last_period(period, local_today(tz=get_settings().timezone))
+    first, last = (
+        d if isinstance(d, dt.date) else dt.date.fromisoformat(d) for d in (starts, ends)
+    )
+    check_period(first, last)
+    return first, last
+
+
+def review_run_name() -> str:
+    """`review week 2026-11-16 – 2026-11-22`: what the run reviews, readable in the runs list."""
+    parameters = flow_run.parameters
+    period = parameters.get("period", "week")
+    try:
+        starts, ends = review_period(period, parameters.get("starts"), parameters.get("ends"))
+    except (ValueError, SopError):
+        return f"review {period}"
+    label = period if parameters.get("starts") is None else "custom"
+    sop = f" {parameters['sop']}" if parameters.get("sop") else ""
+    return f"review {label} {starts} – {ends}{sop}"
+
+
+@flow(name="review", flow_run_name=review_run_name)
 def review(
     period: Literal["week", "month"] = "week",
     starts: dt.date | None = None,
@@ -53,15 +83,12 @@ def review(
     sop: str | None = None,
 ) -> dict[str, Any]:
     """Review the last week or month (or `starts`–`ends`), optionally of one SOP; publish artifacts."""
-    if (starts is None) != (ends is None):
-        raise ValueError("give both `starts` and `ends`, or neither to review the last period")
-    if starts is None or ends is None:
-        starts, ends = last_period(period, local_today(tz=get_settings().timezone))
-    check_period(starts, ends)
+    label = period if starts is None else "custom"
+    starts, ends = review_period(period, starts, ends)
     result = build_review_task(starts, ends, sop)
     numbers = result.review
     create_markdown_artifact(
-        key=f"review-{period}",
+        key=f"review-{label}",
         markdown=headline_markdown(numbers, result.path),
         description=f"Review {starts} – {ends}: headline KPIs against sop/targets.yaml",
     )

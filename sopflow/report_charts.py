@@ -192,7 +192,7 @@ def uplift(rows: Sequence[Uplift]) -> bytes:
 
 
 def after_touch(rows: Sequence[Row]) -> bytes:
-    """Share of touched customers who deleted the contact or opted out within 7 days, per SOP."""
+    """Share of people reached who deleted the contact or opted out within 7 days, per SOP."""
     title = "Deletions and opt-outs within 7 days of a touch"
     ranked = sorted(rows, key=lambda row: -_num(row.get("touched")))
     shown = ranked[:MAX_BARS]
@@ -216,9 +216,9 @@ def after_touch(rows: Sequence[Row]) -> bytes:
     axes.set_yticks(ys, _labels(row.get("sop_id") for row in shown), fontproperties=_font())
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.1f}%"))
-    axes.set_xlabel("share of customers touched (bar labels: customers)")
+    axes.set_xlabel("share of people reached (bar labels: people)")
     axes.margins(x=0.12)
-    axes.legend(loc="lower right", fontsize=8, frameon=False)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, fontsize=8, frameon=False)
     axes.set_title(_of(title, len(shown), len(rows)), fontsize=10)
     return _png(figure)
 
