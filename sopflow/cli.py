@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,31 @@ def _say(text: str) -> None:
 def _fail(text: str, code: int = 1) -> None:
     typer.echo(f"error: {text}", err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def _sop_errors() -> Iterator[None]:
+    """An SOP file's problems one per line, any other SopError as one `error:` line; exit 1."""
+    from sopflow.errors import SopDefinitionError, SopError
+
+    try:
+        yield
+    except SopDefinitionError as error:
+        for problem in error.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(1) from None
+    except SopError as error:
+        _fail(str(error))
+
+
+def _day_option(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option} {value!r} is not a date; write it as YYYY-MM-DD")
+    return None
 
 
 @db_app.command("upgrade")
@@ -108,24 +134,14 @@ def preview(
     """Render an SOP step with real rows from the database and count its recipients and tasks."""
     from models.sop_loader import load_sop
     from sopflow.clock import local_today
-    from sopflow.errors import SopDefinitionError, SopError
     from sopflow.preview import preview_step
 
     if group and customer:
         _fail("give --group or --customer, not both")
-    try:
-        day = dt.date.fromisoformat(date) if date else local_today(tz=get_settings().timezone)
-    except ValueError:
-        _fail(f"--date {date!r} is not a date; write it as YYYY-MM-DD")
-    try:
+    day = _day_option(date, "--date") or local_today(tz=get_settings().timezone)
+    with _sop_errors():
         spec = load_sop(file)
         result = preview_step(spec, step=step, day=day, chat_id=group, customer=customer)
-    except SopDefinitionError as error:
-        for problem in error.problems:
-            typer.echo(problem, err=True)
-        raise typer.Exit(1) from None
-    except SopError as error:
-        _fail(str(error))
     _say(result.report())
 
 
@@ -283,16 +299,6 @@ def event_price_drop(
     )
 
 
-def _day_option(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        _fail(f"{option} {value!r} is not a date; write it as YYYY-MM-DD")
-    return None
-
-
 @app.command("report")
 def report(
     starts: Annotated[
@@ -312,7 +318,6 @@ def report(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sopflow.clock import local_today
-    from sopflow.errors import SopDefinitionError, SopError
     from sopflow.report import last_period, make_report
     from sopflow.report_markdown import headline_markdown
 
@@ -325,22 +330,15 @@ def report(
     if out is not None:
         settings = settings.model_copy(update={"reports_dir": out})
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, transient=True, console=None) as bar:
-            job = bar.add_task("reviewing", total=1.0)
-            result = make_report(
-                first,
-                last,
-                sop_id=sop,
-                settings=settings,
-                progress=lambda done, stage: bar.update(job, completed=done, description=stage),
-            )
-    except SopDefinitionError as error:
-        for problem in error.problems:
-            typer.echo(problem, err=True)
-        raise typer.Exit(1) from None
-    except SopError as error:
-        _fail(str(error))
+    with _sop_errors(), Progress(*columns, transient=True, console=None) as bar:
+        job = bar.add_task("reviewing", total=1.0)
+        result = make_report(
+            first,
+            last,
+            sop_id=sop,
+            settings=settings,
+            progress=lambda done, stage: bar.update(job, completed=done, description=stage),
+        )
     _say(headline_markdown(result.review, result.path))
 
 
