@@ -164,14 +164,9 @@ def deployments(
 ) -> None:
     """Generate prefect.yaml from the SOP files (one deployment per SOP)."""
     from sopflow.deployments import generate
-    from sopflow.errors import SopDefinitionError
 
-    try:
+    with _sop_errors():
         text = generate(get_settings().sop_dir)
-    except SopDefinitionError as error:
-        for problem in error.problems:
-            typer.echo(problem, err=True)
-        raise typer.Exit(1) from None
     current = output.read_text(encoding="utf-8") if output.exists() else None
     if check:
         if current != text:
@@ -198,12 +193,9 @@ def _show_runs(code: str, runs: list, verb: str) -> None:
 def _campaign_call(action: str, code: str, **kwargs: object) -> list:
     """Run one action of sopflow.campaigns, turning a domain error into a plain message."""
     from sopflow import campaigns
-    from sopflow.errors import SopError
 
-    try:
+    with _sop_errors():
         return getattr(campaigns, f"{action}_campaign")(code, **kwargs)
-    except SopError as error:
-        _fail(str(error))
     return []
 
 
