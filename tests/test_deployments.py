@@ -49,7 +49,7 @@ def test_deployment_schedules_snapshot() -> None:
     sop_deployments = [
         d
         for d in document["deployments"]
-        if not {"housekeeping", "promotion", "lifecycle"} & set(d["tags"])
+        if not {"housekeeping", "promotion", "lifecycle", "review"} & set(d["tags"])
     ]
     assert all(d["parameters"] == {"sop_id": d["name"]} for d in sop_deployments)
     lifecycle = [d for d in document["deployments"] if d["entrypoint"] == LIFECYCLE]
