@@ -32,6 +32,7 @@ def _use_database(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     """Point the settings at `url` (migrated) for one test, then forget it."""
     monkeypatch.setenv("SOPFLOW_DATABASE_URL", url)
     monkeypatch.setenv("SOPFLOW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SOPFLOW_REPORTS_DIR", str(tmp_path / "reports"))
     reset_settings()
     db.dispose_engines()
     db.upgrade(url)
