@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.db import session_scope
 from models.sop_loader import load_sops
 from models.sop_spec import did_you_mean
 from sopflow.errors import SopError
@@ -67,13 +66,11 @@ def make_report(
             f"no SOP `{sop_id}` under {settings.sop_dir}{did_you_mean(sop_id, ids)}; "
             f"known: {', '.join(sorted(ids))}"
         )
-    with session_scope() as session:
-        review = build_review(
-            Period(starts, ends, settings.timezone),
-            session=session,
-            specs=specs,
-            targets_path=settings.sop_dir / TARGETS_FILE,
-            sop_id=sop_id,
-            progress=progress,
-        )
+    review = build_review(
+        Period(starts, ends, settings.timezone),
+        specs=specs,
+        targets_path=settings.sop_dir / TARGETS_FILE,
+        sop_id=sop_id,
+        progress=progress,
+    )
     return Report(review, write_report(review, settings.reports_dir))

@@ -229,6 +229,15 @@ def _status_counts(status: str, rows: int) -> Counter[str]:
     return counts
 
 
+def reached_by_sop(outcomes: Iterable[Row], directory: Directory) -> dict[str, int]:
+    """People reached per SOP: a delivered 1:1 row is one, a delivered group row its members."""
+    reached: Counter[str] = Counter()
+    for row in outcomes:
+        if row["status"] == S.DELIVERED.value:
+            reached[row["sop_id"]] += int(row["rows"]) * directory.members(row["group_id"])
+    return dict(reached)
+
+
 def rollup(
     outcomes: Iterable[Row], attributed: Iterable[Row], directory: Directory
 ) -> dict[str, list[Row]]:

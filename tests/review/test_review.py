@@ -26,10 +26,7 @@ def built(database_url: str) -> w.ReviewWorld:
 def review_of(tmp_path: Path, targets: str = "", sop_id: str | None = None):
     path = tmp_path / "targets.yaml"
     path.write_text(targets, encoding="utf-8")
-    with session_scope() as session:
-        return build_review(
-            PERIOD, session=session, specs=w.SPECS, targets_path=path, sop_id=sop_id
-        )
+    return build_review(PERIOD, specs=w.SPECS, targets_path=path, sop_id=sop_id)
 
 
 def attributions() -> dict[int, Attribution]:
