@@ -38,8 +38,10 @@ class Settings(BaseSettings):
     wecom_connect_timeout: float = Field(default=3.05, alias="WECOM_CONNECT_TIMEOUT")
     wecom_read_timeout: float = Field(default=15.0, alias="WECOM_READ_TIMEOUT")
 
-    # Audience streaming: recipients per Prefect task run.
-    batch_size: int = Field(default=50_000, alias="SOPFLOW_BATCH_SIZE", ge=1)
+    # Audience streaming: recipients per Prefect task run. A 1:1 batch is written in one
+    # transaction that rewrites most pages of the delivery key index, so fewer, larger batches
+    # write less (1,000,000 customers: 10 batches, two in memory at a time).
+    batch_size: int = Field(default=100_000, alias="SOPFLOW_BATCH_SIZE", ge=1)
 
     # Restraint (克制): quiet hours and frequency caps, shared by every SOP (tasks/guard.py, tasks/caps.py).
     # Quiet hours are local time in `timezone`; a window may wrap midnight (22:00-08:00) and

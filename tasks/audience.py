@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import BigInteger, Select, cast, func, literal, or_, select
+from sqlalchemy import BigInteger, Select, cast, func, literal, or_, select, type_coerce
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -20,6 +20,7 @@ from models.db import session_scope
 from models.delivery import Delivery
 from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Tag
 from models.sop_spec import CustomerAudience
+from models.types import UTCDateTime
 from sopflow.clock import utcnow
 from tasks.deliveries import SENDABLE_VALUES, Occurrence
 from tasks.timing import gc_paused, timed
@@ -160,6 +161,19 @@ class CustomerTarget(NamedTuple):
     owner_name: str | None
 
 
+class _Instant(UTCDateTime):
+    """UTCDateTime read in one step: SQLite's text (always UTC) parsed with its offset by one C
+    call, where the generic path takes two Python calls per value (a third of a batch's read)."""
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        parse = dt.datetime.fromisoformat
+        return lambda value: None if value is None else parse(value + "+00:00")
+
+
 def customer_select() -> Select[Any]:
     """SELECT the CustomerTarget columns, with the owner staff member's userid and name."""
     return select(
@@ -169,9 +183,9 @@ def customer_select() -> Select[Any]:
         Customer.region,
         Customer.tier,
         Customer.stage,
-        Customer.stage_since,
+        type_coerce(Customer.stage_since, _Instant),
         Customer.contact_state,
-        Customer.last_order_at,
+        type_coerce(Customer.last_order_at, _Instant),
         Staff.userid,
         Staff.name,
     ).outerjoin(Staff, col(Staff.id) == col(Customer.owner_staff_id))
@@ -329,14 +343,11 @@ def resolve_customers(
     id_range: IdRange,
     now: dt.datetime,
     occurrence: Occurrence,
-    fresh: bool = False,
 ) -> ResolvedBatch:
-    """The customers of one batch, unless the occurrence has settled them all (then only counts).
-
-    `fresh`: the occurrence had no rows when the run started, so there is nothing to count.
-    """
+    """The customers of one batch, unless the occurrence has settled them all (then only counts;
+    a fresh occurrence has nothing to count)."""
     with timed("audience"), gc_paused(), session_scope(readonly=True) as session:
-        if not fresh:
+        if not occurrence.fresh:
             settled = settled_in_range(
                 customers, id_range, occurrence.key("customer", ""), now=now, session=session
             )

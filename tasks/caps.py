@@ -141,7 +141,9 @@ def _counted(target_kind: str, day: dt.date, tz: str) -> tuple[list[Any], Any]:
     window_start = day_window(day - dt.timedelta(days=WINDOW_DAYS - 1), tz)[0]
     conditions = [
         col(Delivery.target_kind) == target_kind,
-        col(Delivery.status).in_(COUNTED),
+        # `|| ''` keeps SQLite's planner (no statistics) off ix_delivery_status, which would scan
+        # every counted row of the table instead of the targets' rows for each batch.
+        (col(Delivery.status) + "").in_(COUNTED),
         moment >= window_start,
         moment < end,
     ]
@@ -282,13 +284,18 @@ def cap_reasons(
     queue = reservations(span, day, tz=tz, session=session) if is_customer else {}
     limits = customer_limits(settings) if is_customer else group_limits(settings)
     rank = PRIORITY_RANK[priority]
-    reasons = {}
-    for target_id in target_ids:
+    # Most targets have neither a counted touch nor a reservation: one verdict for all of them.
+    idle = cap_reason(Usage(), limits)
+    reasons = dict.fromkeys(target_ids, idle) if idle else {}
+    wanted = set(target_ids)
+    for target_id in (used.keys() | queue.keys()) & wanted:
         slots = queue.get(target_id)
         ahead = ahead_of(occurrence, rank, slots) if slots else []
         reason = cap_reason(used.get(target_id, Usage()), limits, ahead)
         if reason:
             reasons[target_id] = reason
+        else:
+            reasons.pop(target_id, None)
     return reasons
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from jinja2 import nodes
@@ -26,6 +27,20 @@ def customer_view(customer: CustomerTarget) -> dict[str, Any]:
         "stage_label": STAGES.get(customer.stage, customer.stage),
         "owner": {"name": customer.owner_name or ""},
     }
+
+
+# The CustomerTarget field each field of `customer` is made from: texts are shared by customers
+# alike in these, so a batch renders once per segment and never builds a context per customer.
+VIEW_SOURCES: dict[str, str] = {
+    "name": "name",
+    "external_userid": "external_userid",
+    "region": "region",
+    "tier": "tier",
+    "tier_label": "tier",
+    "stage": "stage",
+    "stage_label": "stage",
+    "owner": "owner_name",
+}
 
 
 def customer_context(
@@ -67,18 +82,27 @@ def segment_renderer(
 
     `extra` adds variables for one customer's text (a trigger's `event`, `product`, `order`).
     """
-    fields = customer_fields_read(compiled.source)
-    cache: dict[tuple[Any, ...], str] = {}
+    segment = _segment_of(customer_fields_read(compiled.source))
+    cache: dict[tuple[Any, str | None], str] = {}
 
     def render_for(customer: CustomerTarget, extra: Mapping[str, Any] | None = None) -> str:
-        context = customer_context(customer, day=day, sop_id=sop_id, sop_title=sop_title)
-        context.update(extra or {})
-        if fields is None:
-            return render(compiled, context)
-        key = tuple(repr(context["customer"][f]) if f in context["customer"] else f for f in fields)
-        key += (repr(extra),) if extra else ()
-        if key not in cache:
-            cache[key] = render(compiled, context)
-        return cache[key]
+        key = None if segment is None else (segment(customer), repr(extra) if extra else None)
+        text = cache.get(key) if key is not None else None
+        if text is None:
+            context = customer_context(customer, day=day, sop_id=sop_id, sop_title=sop_title)
+            context.update(extra or {})
+            text = render(compiled, context)
+            if key is not None:
+                cache[key] = text
+        return text
 
     return render_for
+
+
+def _segment_of(fields: tuple[str, ...] | None) -> Callable[[CustomerTarget], Any] | None:
+    """The CustomerTarget values that decide the text, or None when every customer's may differ
+    (the template uses `customer` as a whole, or a field it does not have: rendering says so)."""
+    if fields is None or not set(fields) <= VIEW_SOURCES.keys():
+        return None
+    sources = sorted({VIEW_SOURCES[field] for field in fields})
+    return attrgetter(*sources) if sources else lambda _customer: ()

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -17,7 +17,8 @@ from sopflow.clock import utcnow
 
 # Rows in these states may be (re)sent by a run of their occurrence.
 SENDABLE = (DeliveryStatus.PLANNED, DeliveryStatus.FAILED)
-SENDABLE_VALUES = frozenset(s.value for s in SENDABLE)
+SENDABLE_STATES = tuple(s.value for s in SENDABLE)
+SENDABLE_VALUES = frozenset(SENDABLE_STATES)
 # Bulk UPDATEs go to the table, not the mapped class: no ORM bookkeeping per row changed.
 DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
 IN_LIMIT = 10_000  # bound values per IN list or multi-row INSERT (SQLite allows 32,766)
@@ -40,6 +41,9 @@ class Occurrence:
     occurrence: str  # e.g. 2026-11-24
     channel: str
     flow_run_id: str | None = None
+    # No run had recorded a row of the occurrence when this one began: its batches (disjoint)
+    # have no rows to look up before writing, and a concurrent run's rows still surface on insert.
+    fresh: bool = False
 
     def key(self, target_kind: str, target_id: str) -> str:
         return f"{self.sop_id}:{self.step}:{self.occurrence}:{target_kind}:{target_id}"
@@ -86,7 +90,40 @@ def insert_ignoring_duplicates(
 def ids_in(ids: Iterable[int]) -> Any:
     """`delivery.id IN (...)` with the ids written into the SQL: thousands of bound parameters
     cost SQLAlchemy more than the UPDATE itself, and ints (checked) cannot carry SQL."""
-    return text(f"delivery.id IN ({', '.join(str(int(i)) for i in ids) or 'NULL'})")
+    return text(_ids_in_sql(ids))
+
+
+def _ids_in_sql(ids: Iterable[int]) -> str:
+    return f"delivery.id IN ({', '.join(map(str, map(int, ids))) or 'NULL'})"
+
+
+def update_rows(
+    session: Session,
+    ids: Iterable[int],
+    values: dict[str, Any],
+    *,
+    only_from: Sequence[str] = (),
+    returning_ids: bool = False,
+) -> Any:
+    """UPDATE the Delivery rows with these ids (and a status in `only_from`, if given) to `values`,
+    as driver SQL with each value bound by its column's type: compiling a statement per id list
+    would cost SQLAlchemy more than running it. The driver's result (rowcount, returned ids)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    params: list[Any] = []
+    for name, value in values.items():
+        bind = _bind_processor(DELIVERY.c[name].type, dialect)
+        params.append(bind(value) if bind else value)
+    quote = dialect.identifier_preparer.quote
+    statement = f"UPDATE delivery SET {', '.join(f'{quote(n)} = {mark}' for n in values)}"
+    statement += f" WHERE {_ids_in_sql(ids)}"
+    if only_from:
+        statement += f" AND delivery.status IN ({', '.join([mark] * len(only_from))})"
+        params += only_from
+    if returning_ids:
+        statement += " RETURNING delivery.id"
+    return connection.exec_driver_sql(statement, tuple(params))
 
 
 def insert_returning(
@@ -152,7 +189,15 @@ def _memoized(bind: Any) -> Any:
 def existing_rows(
     occurrence: Occurrence, targets: Iterable[PlannedTarget], *, session: Session
 ) -> dict[str, RecordedTouch]:
-    """target_id -> the row this occurrence already has for each of `targets` that has one."""
+    """target_id -> the row this occurrence already has for each of `targets` that has one
+    (none before a fresh occurrence's batch is written)."""
+    return {} if occurrence.fresh else rows_of(occurrence, targets, session=session)
+
+
+def rows_of(
+    occurrence: Occurrence, targets: Iterable[PlannedTarget], *, session: Session
+) -> dict[str, RecordedTouch]:
+    """target_id -> the row recorded under each target's key, looked up in the database."""
     keys = [occurrence.key(t.target_kind, t.target_id) for t in targets]
     found: dict[str, RecordedTouch] = {}
     for part in chunked(keys):
@@ -194,10 +239,10 @@ def record_planned(
     inserted = insert_returning(
         session, DELIVERY, DELIVERY_COLUMNS, rows, ("id", "target_id", "status")
     )
-    recorded = [RecordedTouch(id_, target, status, new=True) for id_, target, status in inserted]
+    recorded = [RecordedTouch(id_, target, status, None, True) for id_, target, status in inserted]
     if len(recorded) < len(targets):  # some keys existed already
         new = {row.target_id for row in recorded}
-        recorded += existing_rows(
+        recorded += rows_of(
             occurrence, [t for t in targets if t.target_id not in new], session=session
         ).values()
     return recorded
@@ -232,7 +277,7 @@ def attach_messages(delivery_ids_by_message: dict[int, list[int]], *, session: S
     """Point each Delivery row at the Message it will send."""
     for message_id, ids in delivery_ids_by_message.items():
         for part in chunked(ids):
-            session.execute(update(DELIVERY).where(ids_in(part)).values(message_id=message_id))
+            update_rows(session, part, {"message_id": message_id})
 
 
 def set_status(
@@ -245,16 +290,11 @@ def set_status(
 ) -> int:
     """Move rows to `status` (optionally only rows now in `only_from`); returns rows changed."""
     ids = list(delivery_ids)
+    values = {"status": status.value, "updated_at": utcnow(), **values}
+    states = [s.value for s in only_from or ()]
     changed = 0
     for part in chunked(ids):
-        statement = (
-            update(DELIVERY)
-            .where(ids_in(part))
-            .values(status=status.value, updated_at=utcnow(), **values)
-        )
-        if only_from:
-            statement = statement.where(col(Delivery.status).in_([s.value for s in only_from]))
-        changed += int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+        changed += int(update_rows(session, part, values, only_from=states).rowcount or 0)
     return changed
 
 
@@ -269,18 +309,14 @@ def claim_for_sending(
     ids = list(delivery_ids)
     if not ids:
         return set()
-    statement = (
-        update(DELIVERY)
-        .where(ids_in(ids), col(Delivery.status).in_([s.value for s in SENDABLE]))
-        .values(
-            status=DeliveryStatus.SENDING.value,
-            updated_at=utcnow(),
-            reason=None,
-            **({"flow_run_id": flow_run_id} if flow_run_id else {}),
-        )
-        .returning(DELIVERY.c.id)
-    )
-    return {row[0] for row in session.execute(statement).all()}
+    values = {"status": DeliveryStatus.SENDING.value, "updated_at": utcnow(), "reason": None}
+    if flow_run_id:
+        values["flow_run_id"] = flow_run_id
+    claimed: set[int] = set()
+    for part in chunked(ids):
+        result = update_rows(session, part, values, only_from=SENDABLE_STATES, returning_ids=True)
+        claimed.update(id_ for (id_,) in result.fetchall())
+    return claimed
 
 
 def sendable_ids(delivery_ids: Iterable[int], *, session: Session) -> set[int]:

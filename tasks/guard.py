@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 from models.people import OptOut
 from sopflow.clock import at_local, local
 from sopflow.settings import Settings
-from tasks.audience import is_held_out
+from tasks.audience import holdout_bucket, holdout_threshold
 from tasks.caps import cap_reasons
 from tasks.deliveries import Occurrence
 
@@ -73,8 +73,9 @@ def run_guards(
         if not remaining:
             break
         decided = guard(ctx, remaining)
-        decisions.update(decided)
-        remaining = [t for t in remaining if t.id not in decided]
+        if decided:
+            decisions.update(decided)
+            remaining = [t for t in remaining if t.id not in decided]
     return decisions
 
 
@@ -165,7 +166,8 @@ def holdout(ctx: GuardContext, customers: list[Any]) -> dict[int, Decision]:
     """The SOP's control group: a stable share of its audience, by hash of customer and SOP."""
     if ctx.holdout <= 0:
         return {}
-    held = [c for c in customers if is_held_out(c.id, ctx.sop_id, ctx.holdout)]
+    limit = holdout_threshold(ctx.holdout)
+    held = [c for c in customers if holdout_bucket(c.id, ctx.sop_id) < limit]
     return _skip_all(held, HOLDOUT)
 
 
