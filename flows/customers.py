@@ -25,8 +25,9 @@ from tasks.outcomes import RunTally, publish_outcomes
 from tasks.plan import PlannedBatch, occurrence_started, plan_customer_touches
 from tasks.sops import load_sop_by_id
 
-# SQLite has one writer: more threads only queue for it (and hold more batches in memory).
-WORKERS = 3
+# A batch's three tasks each hold a thread while waiting for their inputs: four threads let the
+# next batch be read while this one is written. SQLite has one writer; more would only queue.
+WORKERS = 4
 
 
 def run_name() -> str:
@@ -52,8 +53,8 @@ def submit_batch(
     """Resolve, render and plan one batch: its customers, their texts and its plan."""
     customers = resolve_customers.submit(audience, id_range, now, key)
     # `opaque`: hand the batch over as it is; Prefect would otherwise walk every item of it.
-    composed = render_customer_messages.submit(spec, step, opaque(customers), day)
-    planned = plan_customer_touches.submit(spec, key, opaque(customers), opaque(composed), now)
+    composed = render_customer_messages.submit(spec, step, opaque(customers), day)  # type: ignore[call-overload]
+    planned = plan_customer_touches.submit(spec, key, opaque(customers), opaque(composed), now)  # type: ignore[call-overload]
     return customers, composed, planned
 
 
@@ -85,7 +86,7 @@ def prepared_batches(
         )
         if waiting is not None:
             customers, composed, planned = (future.result() for future in waiting)
-            yield planned, composed
+            yield planned, composed  # type: ignore[misc]
             release(customers, composed, planned)
         waiting = submitted
 

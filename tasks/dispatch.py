@@ -47,8 +47,9 @@ def dispatch(channel: Channel, chat_type: str, batch: Sequence[Composed]) -> Dis
 def send_grouped(channel: Channel, chat_type: str, batch: Sequence[Composed]) -> DispatchResult:
     """Group touches by (sender, text) into mass-message calls within the channel's limits.
 
-    Rows move planned → sending → sent | failed, one claim per call; a transient failure is
-    re-raised after the batch so the task retries only the rows that are still sendable.
+    Rows move planned → sending → sent | failed, one claim per call (each call's outcome is
+    written with the next one's claim); a transient failure is re-raised after the batch so the
+    task retries only the rows that are still sendable.
     """
     result = DispatchResult()
     outcomes = Outcomes(result)
@@ -125,12 +126,11 @@ def _send_chunk(
         _record_failure(ids, error, outcomes)
         return error
     refused = set(receipt.fail_list)
-    sent_at = utcnow()
     outcomes.add(
         [c.delivery_id for c in chunk if c.target_id not in refused],
         DeliveryStatus.SENT,
         msgid=receipt.msgid,
-        sent_at=sent_at,
+        sent_at=utcnow(),
         errcode=0,
     )
     outcomes.add(
@@ -222,8 +222,10 @@ def pending_senders(
 
 
 def _pending_clauses(occurrence: Occurrence, now: dt.datetime) -> list[Any]:
+    # `|| ''` reads through ix_delivery_status, the rows waiting to be sent, rather than every row
+    # of the occurrence: a re-run of a finished occurrence finds none at once.
     return [
-        col(Delivery.sop_id) == occurrence.sop_id,
+        (col(Delivery.sop_id) + "") == occurrence.sop_id,
         col(Delivery.occurrence) == occurrence.occurrence,
         col(Delivery.step) == occurrence.step,
         col(Delivery.status).in_([s.value for s in SENDABLE]),
@@ -248,16 +250,16 @@ def sender_buckets(rows_per_sender: dict[str, int], rows_per_bucket: int) -> lis
 def pending_touches(
     occurrence: Occurrence, senders: Sequence[str], *, now: dt.datetime, session: Session
 ) -> list[Composed]:
-    """The occurrence's rendered rows waiting to be sent by `senders`, with their texts, in id
-    order (the occurrence index's own: no sort); `send_grouped` groups them per call.
+    """The occurrence's rendered rows waiting to be sent by `senders`, with their texts, in the
+    order the status index holds them (no sort); `send_grouped` groups them per call.
 
     Texts are read once per Message and shared by its rows.
     """
     connection = session.connection()  # Core rows: no ORM bookkeeping for 10^5 of them
     rows = connection.execute(
-        select(Delivery.id, Delivery.target_id, Delivery.sender, Delivery.message_id)
-        .where(*_pending_clauses(occurrence, now), col(Delivery.sender).in_(list(senders)))
-        .order_by(Delivery.id)
+        select(Delivery.id, Delivery.target_id, Delivery.sender, Delivery.message_id).where(
+            *_pending_clauses(occurrence, now), col(Delivery.sender).in_(list(senders))
+        )
     ).all()
     used = list({message_id for *_, message_id in rows})
     statement = select(Message.id, Message.content).where(col(Message.id).in_(used))
