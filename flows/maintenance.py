@@ -7,11 +7,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from sopflow.clock import local_today, utcnow
+from sopflow.errors import UnsettledTouches
 from sopflow.settings import get_settings
 from tasks.caps import reserve_day_task
-from tasks.results import collect_results_task
+from tasks.results import collect_results_task, unknown_message
 from tasks.sops import load_all_sops
 
 
@@ -34,12 +37,16 @@ def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict
 
 
 @flow(name="collect-results")
-def collect_results(now: dt.datetime | None = None) -> dict[str, int]:
-    """Move sent rows to delivered / not a friend / over WeCom's limit / unconfirmed; remind staff."""
+def collect_results(now: dt.datetime | None = None) -> dict[str, int] | State[Any]:
+    """Move sent rows to delivered / not a friend / over limit / unconfirmed / unknown; remind staff."""
     totals = collect_results_task(now)
     create_table_artifact(
         key="collect-results",
         table=[{"outcome": outcome, "rows": rows} for outcome, rows in sorted(totals.items())],
         description="What this poll of WeCom's send results changed",
     )
+    # WeCom no longer knew some msgids (rows now `unknown`): end Failed with counts and what to do.
+    if problem := unknown_message(totals):
+        get_run_logger().error(problem)
+        return Failed(message=problem, data=UnsettledTouches(problem))
     return totals

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from prefect import task
@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
+from channels.errcodes import meaning
 from channels.wecom import WeComClient
 from models.db import session_scope
 from models.delivery import Delivery, DeliveryStatus, MassTask
@@ -27,6 +28,10 @@ RESULT_STATUS = {
 }
 TASK_SENT = 2  # get_groupmsg_task: the staff member confirmed and WeCom sent it
 MAX_REMINDERS_PER_DAY = 3  # remind_groupmsg_send: 3 per message in 24 h (WeCom, doc 97610)
+# Answers for a msgid we recorded that mean WeCom no longer knows it (41047 invalid msgid; 41046
+# "missing msgid" is our own bug and stays an error): its rows become `unknown`, never resent.
+MSGID_UNKNOWN_ERRCODES = frozenset({41047})
+OPS_GUIDE = "sop/README.md §10, unknown after collect-results"
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,19 @@ class PendingMessage:
 def pending_messages(*, session: Session, since: dt.datetime) -> list[PendingMessage]:
     """Messages with rows still `sent` (awaiting results) sent through WeCom after `since`."""
     statement = (
-        select(Delivery.msgid, Delivery.sender, Delivery.target_kind, func.min(Delivery.sent_at))
+        select(
+            col(Delivery.msgid),
+            col(Delivery.sender),
+            col(Delivery.target_kind),
+            func.min(Delivery.sent_at),
+        )
         .where(
             col(Delivery.status) == DeliveryStatus.SENT.value,
             col(Delivery.channel) == "wecom",
             col(Delivery.msgid).is_not(None),
             col(Delivery.sent_at) >= since,
         )
-        .group_by(Delivery.msgid, Delivery.sender, Delivery.target_kind)
+        .group_by(col(Delivery.msgid), col(Delivery.sender), col(Delivery.target_kind))
         .order_by(func.min(Delivery.sent_at))
     )
     return [
@@ -63,9 +73,9 @@ def apply_results(
 ) -> Counter[str]:
     """Move `sent` rows of `msgid` to the outcome WeCom reports for each target."""
     by_status: dict[DeliveryStatus, list[str]] = defaultdict(list)
-    for target_id, status in results:
-        if status in RESULT_STATUS:
-            by_status[RESULT_STATUS[status]].append(target_id)
+    for target_id, code in results:
+        if code in RESULT_STATUS:
+            by_status[RESULT_STATUS[code]].append(target_id)
     moved: Counter[str] = Counter()
     for status, targets in by_status.items():
         for start in range(0, len(targets), 1000):
@@ -94,6 +104,36 @@ def mark_unconfirmed(msgid: str, *, session: Session) -> int:
         )
     )
     return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def mark_unknown(msgid: str, errcode: int, *, session: Session) -> int:
+    """WeCom no longer knows `msgid`: its remaining `sent` rows are `unknown` (final, never resent)."""
+    statement = (
+        update(Delivery)
+        .where(col(Delivery.msgid) == msgid, col(Delivery.status) == DeliveryStatus.SENT.value)
+        .values(
+            status=DeliveryStatus.UNKNOWN.value,
+            errcode=errcode,
+            reason=f"WeCom no longer knows this mass message (errcode {errcode}, "
+            f"{meaning(errcode)}): its results cannot be collected; never resent",
+            updated_at=utcnow(),
+        )
+    )
+    return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def unknown_message(totals: Mapping[str, int]) -> str | None:
+    """What the operator reads when WeCom no longer knew some msgids this poll, or None."""
+    msgids = totals.get("unknown msgids", 0)
+    if not msgids:
+        return None
+    return (
+        f"WeCom no longer knows {msgids} mass message(s) sopflow sent "
+        f"({totals.get('unknown', 0)} touch row(s) marked `unknown`, errcode 41047 invalid msgid): "
+        "their results can never be collected and they are never resent. Check in the WeCom admin "
+        "console whether they went out and whether the corp or app changed; see the ops guide "
+        f"({OPS_GUIDE})."
+    )
 
 
 def may_remind(task_row: MassTask | None, now: dt.datetime) -> bool:
@@ -170,7 +210,7 @@ def collect_message(
 def collect(
     client: WeComClient, *, now: dt.datetime | None = None, settings: Settings | None = None
 ) -> Counter[str]:
-    """Collect results for every pending message; a message WeCom is still dispatching waits."""
+    """Collect every pending message's results; one WeCom no longer knows (41047) becomes `unknown`."""
     settings = settings or get_settings()
     now = now or utcnow()
     since = now - dt.timedelta(days=settings.results_lookback_days)
@@ -183,7 +223,12 @@ def collect(
         except ChannelTransient:
             totals["retry later"] += 1  # e.g. 41063 still dispatching; the next poll picks it up
         except ChannelError as error:
-            totals[f"error {error.errcode}"] += 1
+            if error.errcode not in MSGID_UNKNOWN_ERRCODES:
+                totals[f"error {error.errcode}"] += 1
+                continue
+            with session_scope() as session:
+                totals["unknown"] += mark_unknown(message.msgid, error.errcode, session=session)
+            totals["unknown msgids"] += 1
     return totals
 
 

@@ -7,11 +7,13 @@ import datetime as dt
 import pytest
 
 from channels.emulator import WeComEmulator
+from channels.wecom import WeComClient
 from flows.community import community_sop
 from flows.maintenance import collect_results
 from models.db import session_scope
 from sopflow.clock import at_local
-from tasks.results import RESULT_STATUS, apply_results
+from sopflow.settings import get_settings
+from tasks.results import RESULT_STATUS, apply_results, collect
 from tests.factories import deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)
@@ -70,3 +72,14 @@ def test_unconfirmed_staff_are_reminded_at_most_three_times_a_day_then_given_up(
     assert set(statuses().values()) == {"sent"}
     collect_results(now=real_sent_at + dt.timedelta(hours=25))
     assert set(statuses().values()) == {"unconfirmed"}
+
+
+def test_msgids_the_emulator_forgot_are_counted_and_marked_unknown(sent) -> None:
+    sent.reset()  # WeCom no longer knows any of them: every poll answers 41047
+
+    with WeComClient.from_settings(get_settings()) as client:
+        totals = collect(client, now=dt.datetime.now(dt.UTC))
+
+    assert totals == {"messages": 3, "unknown": 3, "unknown msgids": 3}
+    assert set(statuses().values()) == {"unknown"}
+    assert {r.errcode for r in deliveries() if r.status == "unknown"} == {41047}
