@@ -218,8 +218,13 @@ def _spec_warnings(parsed: ParsedSop, spec: SopSpec) -> None:
 def lint_file(path: str | Path) -> ParsedSop:
     """One file parsed and checked; its `problems` hold everything found."""
     parsed = parse_sop(path)
-    if parsed.sections or parsed.spec is not None:
-        _file_problems(parsed)
+    try:
+        if parsed.sections or parsed.spec is not None:
+            _file_problems(parsed)
+    except Exception as exc:  # one file lint cannot finish must not stop the others
+        parsed.add(
+            1, f"lint could not finish this file ({type(exc).__name__}: {exc}); please report it"
+        )
     return parsed
 
 

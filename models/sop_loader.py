@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,13 @@ from models.sop_spec import (
     SopSpec,
     did_you_mean,
 )
+from models.sop_yaml import SopYamlLoader, YamlLimitError
 from sopflow.errors import SopDefinitionError
 
 Severity = Literal["error", "warning"]
 FENCE = "---"
 README = "README.md"
+MAX_FILE_BYTES = 256 * 1024  # SOP files are a few KB; anything bigger is refused before it is read
 
 
 @dataclass(frozen=True, order=True)
@@ -64,42 +67,19 @@ class ParsedSop:
 # ---------------------------------------------------------------- YAML with line numbers
 
 
-class _SopYamlLoader(yaml.SafeLoader):
-    """YAML 1.2-ish scalars: `on`/`yes` stay text, `10:00` is not 600, dates stay text."""
-
-
-_DROPPED_TAGS = {
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:timestamp",
-}
-_SopYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in _DROPPED_TAGS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_SopYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_SopYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
-)
-_SopYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.[0-9]+(?:[eE][-+]?[0-9]+)?$"),
-    list("-+.0123456789"),
-)
-
-
 def _yaml_with_lines(text: str, first_line: int, parsed: ParsedSop) -> Any:
     """Parse YAML text that starts on file line `first_line`, recording each key's line."""
-    loader = _SopYamlLoader(text)
+    loader = SopYamlLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         _record_lines(node, (), first_line, parsed)
         return loader.construct_document(node)
+    except (ValueError, OverflowError) as exc:  # PyYAML's scanner on e.g. "\UFFFFFFFF"
+        mark = yaml.Mark("front matter", 0, loader.line, loader.column, None, None)
+        problem = f"cannot read this value ({exc})"
+        raise yaml.constructor.ConstructorError(problem=problem, problem_mark=mark) from None
     finally:
         loader.dispose()
 
@@ -135,7 +115,9 @@ def _yaml_error(exc: yaml.YAMLError, first_line: int, text: str) -> tuple[int, s
     offending = (
         source_lines[line - first_line] if 0 <= line - first_line < len(source_lines) else ""
     )
-    if "\t" in problem or "\t" in offending:
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        pass  # the value itself is wrong; the hints below are about YAML syntax
+    elif "\t" in problem or "\t" in offending:
         message += "; indent with spaces, not tabs"
     elif "cron" in offending or "alias" in problem or "*" in offending:
         message += '; quote values that start with * or contain `: `, e.g. cron: "30 8 * * *"'
@@ -147,17 +129,46 @@ def _yaml_error(exc: yaml.YAMLError, first_line: int, text: str) -> tuple[int, s
 # ---------------------------------------------------------------- front matter and sections
 
 
-def _read_text(path: Path, parsed: ParsedSop) -> str | None:
+def _size(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
+
+
+def _read_bytes(path: Path, parsed: ParsedSop) -> bytes | None:
+    """At most MAX_FILE_BYTES of a regular file; a bigger or special file is refused unread."""
+    too_big = f"an SOP file may be at most {_size(MAX_FILE_BYTES)}; is this really an SOP?"
     try:
-        raw = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            parsed.add(1, "cannot read the file: it is not a regular file")
+            return None
+        if info.st_size > MAX_FILE_BYTES:
+            parsed.add(1, f"the file is {_size(info.st_size)}; {too_big}")
+            return None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         parsed.add(1, f"cannot read the file: {exc.strerror or exc}")
+        return None
+    if len(raw) > MAX_FILE_BYTES:
+        parsed.add(1, f"the file is over {_size(MAX_FILE_BYTES)}; {too_big}")
+        return None
+    return raw
+
+
+def _read_text(path: Path, parsed: ParsedSop) -> str | None:
+    raw = _read_bytes(path, parsed)
+    if raw is None:
         return None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        parsed.add(line, "the file is not UTF-8 text; save it as UTF-8 (无BOM) in your editor")
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        parsed.add(
+            line,
+            f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {column}: "
+            f"{exc.reason}); save it as UTF-8 (无BOM) in your editor",
+        )
         return None
     if "\x00" in text:
         parsed.add(
@@ -489,6 +500,9 @@ def parse_sop(path: str | Path) -> ParsedSop:
     _sections(body, body_first_line, parsed)
     try:
         data = _yaml_with_lines(front, 2, parsed)
+    except YamlLimitError as exc:
+        parsed.add(2 + (exc.problem_mark.line if exc.problem_mark else 0), str(exc.problem))
+        return parsed
     except yaml.YAMLError as exc:
         parsed.add(*_yaml_error(exc, 2, front))
         return parsed

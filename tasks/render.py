@@ -16,9 +16,10 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedErr
 from jinja2.exceptions import SecurityError
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import missing
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from sopflow.errors import TemplateError
+from tasks.render_budget import BudgetExceeded, render_budget, write
+from tasks.render_sandbox import BudgetedEnvironment, TemplateTextError
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -82,12 +83,11 @@ def mask(name: Any) -> str:
 def truncate_bytes(value: Any, limit: int, end: str = "…") -> str:
     """Text cut to at most `limit` UTF-8 bytes (ending with `end` when cut), never mid-character."""
     text = str(value)
-    if len(text.encode()) <= limit:
+    data = text.encode()
+    if len(data) <= limit:
         return text
-    budget = limit - len(end.encode())
-    while len(text.encode()) > budget:
-        text = text[:-1]
-    return text + end
+    keep = max(limit - len(end.encode()), 0)
+    return data[:keep].decode("utf-8", "ignore") + end  # "ignore" drops a cut character
 
 
 def _strict(function: Callable[..., str]) -> Callable[..., str]:
@@ -152,12 +152,12 @@ def _finalize(value: Any) -> Any:
         raise EmptyValue(
             "a value in the text is empty (None); guard it with {% if … %} or write {{ x or '…' }}"
         )
-    return value
+    return write(value)
 
 
-def make_environment() -> ImmutableSandboxedEnvironment:
-    """A fresh sandboxed environment: strict undefined, no autoescape, block tags leave no blank lines."""
-    env = ImmutableSandboxedEnvironment(
+def make_environment() -> BudgetedEnvironment:
+    """A fresh sandboxed, budgeted environment: strict undefined, no autoescape, no blank lines from tags."""
+    env = BudgetedEnvironment(
         undefined=SopUndefined,
         autoescape=False,
         trim_blocks=True,
@@ -166,11 +166,12 @@ def make_environment() -> ImmutableSandboxedEnvironment:
         finalize=_finalize,
     )
     env.filters.update(FILTERS)
+    env.guard_filters()
     return env
 
 
 @cache
-def environment() -> ImmutableSandboxedEnvironment:
+def environment() -> BudgetedEnvironment:
     """The shared environment (templates are compiled once per process)."""
     return make_environment()
 
@@ -246,13 +247,19 @@ def _compile(
 ) -> CompiledStep:
     env = environment()
     name = f"<sop {sop_id}/{step}>"
+    where: dict[str, Any] = {"sop_id": sop_id, "step": step, "path": path}
     try:
         code = env.compile(source, name=name, filename=name)
     except TemplateSyntaxError as exc:
         line = first_line + (exc.lineno or 1) - 1
-        raise RenderFailure(
-            f"template syntax error: {exc.message}", sop_id=sop_id, step=step, path=path, line=line
-        ) from None
+        prefix = "" if isinstance(exc, TemplateTextError) else "template syntax error: "
+        raise RenderFailure(f"{prefix}{exc.message}", line=line, **where) from None
+    except (RecursionError, SyntaxError, MemoryError):  # Python's limits on the generated code
+        detail = "the template nests too deeply to compile; flatten its {% %} blocks and brackets"
+        raise RenderFailure(detail, line=first_line, **where) from None
+    except Exception as exc:  # e.g. a number literal of more than 4,300 digits
+        detail = f"the template cannot be compiled: {str(exc).split('; use sys.')[0]}"
+        raise RenderFailure(detail, line=first_line, **where) from None
     template = env.template_class.from_code(env, code, env.make_globals(None))
     return CompiledStep(sop_id, step, source, digest, path, first_line, template)
 
@@ -275,10 +282,24 @@ def _path(spec: SopSpec) -> str | None:
 def render(compiled: CompiledStep, context: Mapping[str, Any]) -> str:
     """The step's text for one recipient; any failure is a `RenderFailure` naming SOP, step, line."""
     try:
-        text = compiled.template.render(context)
+        with render_budget():
+            text = compiled.template.render(context)
     except Exception as exc:  # every template failure becomes one TemplateError
         raise _explain(compiled, exc, context) from None
+    _check_characters(compiled, text)
     return tidy(text)
+
+
+def _check_characters(compiled: CompiledStep, text: str) -> None:
+    """A lone surrogate (from `'%c' % 55296`, say) cannot be sent; say so instead of crashing later."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise compiled.fail(
+            f"the text would contain U+{ord(text[exc.start]):04X} (a lone surrogate), "
+            "which is not a character",
+            None,
+        ) from None
 
 
 def tidy(text: str) -> str:
@@ -299,7 +320,13 @@ def _explain(compiled: CompiledStep, exc: Exception, context: Mapping[str, Any])
         return compiled.fail(f"unsafe access blocked by the sandbox: {exc}", line)
     if isinstance(exc, EmptyValue):
         return compiled.fail(str(exc), line)
-    return compiled.fail(f"{type(exc).__name__}: {exc}", line)
+    if isinstance(exc, BudgetExceeded):
+        return compiled.fail(f"render limit: {exc}", line)
+    if isinstance(exc, RecursionError):
+        return compiled.fail("the template calls itself too deeply", line)
+    detail = str(exc)
+    detail = detail if len(detail) <= 300 else detail[:300] + "…"  # e.g. a TypeError on a long list
+    return compiled.fail(f"{type(exc).__name__}: {detail}", line)
 
 
 def _explain_missing(

@@ -259,3 +259,32 @@ def test_a_1to1_text_with_the_customers_name_warns_about_one_task_per_customer(t
 
     assert [(p.severity, p.line) for p in problems] == [("warning", 17)]
     assert "one WeCom task to confirm per customer" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("template", "line", "message"),
+    [
+        ("{{ 'x' * 10**10 }}", 16, "render limit: `'x' * 10000000000` would make a text of"),
+        (
+            "{% for i in range(9999) %}\n{% for j in range(9999) %}{% endfor %}\n{% endfor %}",
+            16,
+            "render limit: loops turn more than 10,000 times in one message",
+        ),
+        ("{{ range(10**10) | join }}", 16, "render limit: `range` of 10,000,000,000 numbers"),
+        (
+            "{% macro f() %}{{ f() }}{{ f() }}{% endmacro %}\n{{ f() }}",
+            16,
+            "render limit: calls nest more than 50 deep",
+        ),
+        ("{{ '\\ud800' }}", 16, "the escape for U+D800 (a lone surrogate) is not a character"),
+    ],
+)
+def test_a_template_over_its_render_budget_is_an_error_on_its_line(
+    tmp_path: Path, template: str, line: int, message: str
+) -> None:
+    """Lint renders the sample context under the same budget as a scheduled run, and says where."""
+    path = write(
+        tmp_path, GOOD.replace("{% for d in deals %}", template + "\n{% for d in deals %}")
+    )
+    [problem] = lines(path)
+    assert problem.startswith(f"{path}:{line}: error: {message}"), problem

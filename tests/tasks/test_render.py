@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from models.sop_context import step_context
 from models.sop_loader import load_sops
 from sopflow.errors import TemplateError
+from tasks import render_budget
 from tasks.render import (
     compile_step,
     compile_template,
@@ -140,3 +142,115 @@ def test_morning_price_reads_like_the_operators_write_it() -> None:
     text = render(compile_step(spec, "main"), step_context(spec, "main"))
     assert "今日散养土鸡蛋3.99元/斤" in text and "限前200单" in text
     assert text.startswith("北京生鲜爱好者群的家人们早上好")
+
+
+# ---------------------------------------------------------------- the render budget
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "{{ 'x' * 10**10 }}",
+            "`'x' * 10000000000` would make a text of 10,000,000,000 characters",
+        ),
+        ("{{ [1] * 10**9 }}", "`[…] * 1000000000` would make a list of 1,000,000,000 items"),
+        ("{{ 10 ** (10 ** 10) }}", "would be a number of more than 4,096 bits"),
+        ("{{ range(10**10) | join }}", "`range` of 10,000,000,000 numbers is over the limit"),
+        (
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+            "loops turn more than 10,000 times in one message",
+        ),
+        (
+            "{% macro f() %}{{ f() }}{{ f() }}{% endmacro %}{{ f() }}",
+            "calls nest more than 50 deep",
+        ),
+        ("{{ 'x' | center(10**9) }}", "a width of 1,000,000,000 is over the limit"),
+        ("{{ 'x'.ljust(10**9) }}", "`.ljust()` width 1,000,000,000 is over the limit"),
+        ("{{ '{:>999999999}'.format(1) }}", "a width or precision of 999999999"),
+        ("{{ '%999999999d' % 1 }}", "a width or precision of 999999999"),
+        ("{% set s = 'x' * 60000 %}{{ s ~ s }}", "`~` would make a text of 120,000 characters"),
+        (
+            "{% for i in range(9000) %}" + "好" * 100 + "{% endfor %}",
+            "longer than 100,000 characters",
+        ),
+        (
+            "{% set a = ['x' * 9999] * 9 %}{{ [a, a] }}",
+            "makes a value of more than 100,000 characters and items",
+        ),
+    ],
+)
+def test_a_render_over_budget_fails_fast_with_a_template_error(source: str, message: str) -> None:
+    """Each limit stops the render within a fraction of a second with a TemplateError naming it."""
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match="render limit: ") as caught:
+        run("好\n" + source, first_line=20)
+    assert time.perf_counter() - started < 1.0
+    assert message in str(caught.value)
+    assert caught.value.line == 21  # the file line of the template line that blew the budget
+
+
+def test_a_render_that_runs_too_long_stops_at_the_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The clock is checked as the render goes: a slow render stops at MAX_SECONDS."""
+    monkeypatch.setattr(render_budget, "MAX_SECONDS", 0.05)
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match=r"rendering took longer than 0.05 s"):
+        run(
+            "{% for i in range(9999) %}{{ ('x' * 9999) | replace('x', 'yy') | length }}{% endfor %}"
+        )
+    assert time.perf_counter() - started < 1.0
+
+
+def test_budgets_are_per_render_so_many_renders_each_get_their_own() -> None:
+    compiled = compile_template(
+        "{% for i in range(6000) %}{% endfor %}ok", sop_id="t", step="main", path="sop/t.md"
+    )
+    assert [render(compiled, {}) for _ in range(3)] == ["ok"] * 3
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "{{ '\\ud800' }}",
+            "sop/t.md:2: the escape for U+D800 (a lone surrogate) is not a character",
+        ),
+        ("{{ '%c' % 55296 }}", "sop/t.md:1: the text would contain U+D800 (a lone surrogate)"),
+        (
+            "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}",
+            "sop/t.md:1: the template nests too deeply",
+        ),
+        (
+            "{% if 1 %}" * 200 + "x" + "{% endif %}" * 200,
+            "sop/t.md:1: the template nests too deeply",
+        ),
+    ],
+)
+def test_text_that_is_not_text_and_templates_python_cannot_compile_are_template_errors(
+    source: str, message: str
+) -> None:
+    with pytest.raises(TemplateError) as caught:
+        run("好\n" + source if "ud800" in source else source)
+    assert message in str(caught.value)
+
+
+def test_sandbox_keeps_ordinary_jinja_working() -> None:
+    source = (
+        "{% for d in deals %}{{ loop.index }}/{{ loop.length }} {{ d.name }}{% endfor %}"
+        "|{{ deals | map(attribute='name') | join(',') }}|{{ 'a' ~ 'b' }}|{{ '%.1f' % 2.25 }}"
+        "|{{ '{:,}'.format(1234567) }}|{{ 3 * 'ab' }}|{{ 2 ** 10 }}|{{ range(3) | list }}"
+        "{% set ns = namespace(n=0) %}{% for d in deals %}{% set ns.n = ns.n + d.price %}{% endfor %}"
+        "|{{ ns.n | yuan }}"
+    )
+    deals = [{"name": "鸡蛋", "price": 399}, {"name": "牛奶", "price": 1000}]
+    assert run(source, deals=deals) == (
+        "1/2 鸡蛋2/2 牛奶|鸡蛋,牛奶|ab|2.2|1,234,567|ababab|1024|[0, 1, 2]|13.99元"
+    )
+
+
+def test_truncate_bytes_is_linear_on_long_text() -> None:
+    started = time.perf_counter()
+    assert truncate_bytes("好" * 100_000, 10) == "好好…"
+    assert time.perf_counter() - started < 0.1
