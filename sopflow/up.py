@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 
 from sopflow.settings import PROJECT_ROOT, get_settings
+from tasks.prefect_objects import HEARTBEAT_SECONDS
 
 log = logging.getLogger("sopflow.up")
 EMULATOR_PORT = 8931
@@ -87,6 +88,8 @@ def prefect_env(port: int) -> dict[str, str]:
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS="2",
         PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL="WARNING",
+        # Flow runs emit heartbeats; the zombie automation marks a run Crashed when they stop.
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_SECONDS),
     )
     return env
 
@@ -132,8 +135,18 @@ def choose_channel(stack: Stack) -> str:
         return f"WeCom API at {settings.wecom_api_base}"
     base = f"http://127.0.0.1:{EMULATOR_PORT}"
     if not port_answers(f"{base}/emulator/state"):
+        from channels.emulator import STATE_FILE
+
+        # Its mass messages persist under the data dir, so results survive an emulator restart.
+        state = settings.data_dir / STATE_FILE
         emulator = stack.start(
-            "emulator", _bin("sopflow"), "emulator", "--port", str(EMULATOR_PORT)
+            "emulator",
+            _bin("sopflow"),
+            "emulator",
+            "--port",
+            str(EMULATOR_PORT),
+            "--state",
+            str(state),
         )
         wait_until(f"{base}/emulator/state", 30, "the WeCom emulator", emulator)
     stack.env.update(
@@ -156,18 +169,18 @@ def start_prefect(stack: Stack, port: int) -> None:
     )
     wait_until(f"{api}/health", 120, "the Prefect server", server)
     stack.run(_bin("prefect"), "work-pool", "create", "sopflow", "--type", "process", "--overwrite")
-    stack.run(
-        _bin("prefect"),
-        "global-concurrency-limit",
-        "create",
-        "wecom-api",
-        "--limit",
-        "4",
-        check=False,
-    )
+    ensure_prefect_objects_logged()
     stack.run(_bin("sopflow"), "deployments")
     stack.run(_bin("prefect"), "--no-prompt", "deploy", "--all")
     stack.start("worker", _bin("prefect"), "worker", "start", "--pool", "sopflow")
+
+
+def ensure_prefect_objects_logged() -> None:
+    """The call limit and the zombie automation on the server (tasks/prefect_objects.py)."""
+    from tasks.prefect_objects import ensure_prefect_objects
+
+    done = ensure_prefect_objects()
+    log.info("Prefect objects: %s", ", ".join(f"{name} {how}" for name, how in done.items()))
 
 
 def trigger_today() -> list[tuple[str, str]]:
