@@ -79,6 +79,7 @@ def configure(url: str, sop_dir: Path, emulator_url: str) -> None:
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         # The emulator has no call limit here: measure sopflow, not WeCom's 10,000 calls a minute.
         WECOM_CALLS_PER_MINUTE="1000000",
+        WECOM_CALL_SLOTS="4",  # as many as the flow's dispatch threads
     )
 
 
@@ -183,7 +184,7 @@ def main() -> int:
         url, sop_dir = prepare(args, workdir)
         port = free_port()
         emulator = subprocess.Popen(
-            [str(BIN / "sopflow"), "emulator", "--port", str(port)],
+            [str(BIN / "sopflow"), "emulator", "--memory", "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

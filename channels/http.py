@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from channels.errcodes import OK, error_for
-from sopflow.errors import ChannelRateLimited, ChannelRejected, ChannelTransient
+from sopflow.errors import ChannelRateLimited, ChannelRejected, ChannelTransient, ChannelUnreached
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +73,28 @@ def request_json(
         response = session.request(
             method, url + path, params=params, data=body, headers=headers, timeout=timeout
         )
+    except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
+        raise ChannelUnreached(f"{method} {path}: could not connect: {redact(exc)}") from None
+    except requests.ConnectionError as exc:
+        if never_connected(exc):
+            raise ChannelUnreached(f"{method} {path}: could not connect: {redact(exc)}") from None
+        raise ChannelTransient(f"{method} {path}: {type(exc).__name__}: {redact(exc)}") from None
     except requests.Timeout as exc:
         raise ChannelTransient(f"{method} {path}: timed out: {redact(exc)}") from None
     except requests.RequestException as exc:
         raise ChannelTransient(f"{method} {path}: {type(exc).__name__}: {redact(exc)}") from None
     with response:
         return _parse(method, path, response)
+
+
+def never_connected(error: requests.ConnectionError) -> bool:
+    """Whether the connection was never made (refused, unresolved host), so nothing was sent.
+
+    A connection dropped after the request was written ("Connection aborted") is not such a
+    failure: WeCom may have acted on the request without answering.
+    """
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def _parse(method: str, path: str, response: requests.Response) -> JsonDict:

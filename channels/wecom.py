@@ -26,7 +26,7 @@ from channels.http import (
     strip_query,
 )
 from channels.limiter import KeyedRateLimiter
-from sopflow.errors import ChannelAuthError
+from sopflow.errors import ChannelAuthError, ChannelTransient, ChannelUnreached
 from sopflow.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -272,14 +272,27 @@ class WeComClient:
 
     def _api(self, method: str, path: str, payload: JsonDict | None) -> JsonDict:
         """Call an API that needs the token; on a token errcode refresh once and retry once."""
-        token = self.access_token()
+        token = self._token_for(path)
         data = self._request(method, path, {"access_token": token}, payload)
         if errcode(data) in TOKEN_ERRCODES:
             logger.info("WeCom refused the token (errcode %s); refreshing once", errcode(data))
             self._forget_token(token)
-            data = self._request(method, path, {"access_token": self.access_token()}, payload)
+            data = self._request(method, path, {"access_token": self._token_for(path)}, payload)
         raise_for_errcode(method, path, data, self._redact)
         return data
+
+    def _token_for(self, path: str) -> str:
+        """The access token for a call to `path`; a failure to get one means the call never left."""
+        try:
+            return self.access_token()
+        except ChannelUnreached:
+            raise
+        except ChannelTransient as error:
+            raise ChannelUnreached(
+                f"no access token, {path} not called: {error}",
+                errcode=error.errcode,
+                http_status=error.http_status,
+            ) from None
 
     def _request(
         self, method: str, path: str, params: dict[str, str], payload: JsonDict | None

@@ -16,7 +16,13 @@ from tasks.community_context import deal_slot
 from tasks.compose import render_group_messages
 from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_batch
-from tasks.outcomes import RunTally, publish_not_today, publish_outcomes
+from tasks.outcomes import (
+    RunTally,
+    gather,
+    publish_not_today,
+    publish_outcomes,
+    raise_if_unsettled,
+)
 from tasks.plan import plan_group_touches
 from tasks.reconcile import reconcile_sending
 from tasks.sops import load_sop_by_id, runs_that_day
@@ -62,12 +68,13 @@ def community_sop(
     channel = get_settings().channel
     ranges = plan_group_batches(spec.audience.groups, get_settings().batch_size)
     summaries = []
+    errors: list[str] = []
     for step in spec.step_names:
         occurrence = Occurrence(spec.id, step, day.isoformat(), channel, flow_run.id)
         reconciled = reconcile_sending(occurrence)  # rows a crash left `sending`, before any resend
         decision = approval_gate(spec, occurrence, day=day, now=now)
         if not decision.proceed:
-            summaries.append(publish_outcomes(occurrence, spec.title, decision.tally))
+            summaries.append(publish_outcomes(occurrence, spec.title, decision.tally, now))
             continue
         groups = resolve_groups.map(unmapped(spec.audience.groups), ranges)
         planned = plan_group_touches.map(
@@ -78,10 +85,13 @@ def community_sop(
         )
         dispatched = dispatch_batch.map(unmapped("group"), composed)
         tally = RunTally(reconciled=reconciled.counts())
-        for batch in zip(planned.result(), composed.result(), dispatched.result(), strict=True):
+        sent, failed = gather(dispatched)
+        errors += failed
+        for batch in zip(planned.result(), composed.result(), sent, strict=True):
             tally.add(*batch)
-        summaries.append(publish_outcomes(occurrence, spec.title, tally))
+        summaries.append(publish_outcomes(occurrence, spec.title, tally, now))
         logger.info(
             "%s %s %s: %s", spec.id, step, day, summaries[-1]["this_run"] or "nothing new to send"
         )
+    raise_if_unsettled(summaries, errors)
     return summaries

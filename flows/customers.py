@@ -21,8 +21,9 @@ from tasks.audience import IdRange, ResolvedBatch, plan_customer_batches, resolv
 from tasks.compose import ComposedBatch, render_customer_messages
 from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_senders, plan_dispatch
-from tasks.outcomes import RunTally, publish_outcomes
+from tasks.outcomes import RunTally, gather, publish_outcomes, raise_if_unsettled
 from tasks.plan import PlannedBatch, occurrence_started, plan_customer_touches
+from tasks.reconcile import ReconcileSummary, reconcile_sending
 from tasks.sops import load_sop_by_id
 
 # A batch's three tasks each hold a thread while waiting for their inputs: four threads let the
@@ -118,16 +119,20 @@ def customer_sop(
     key = Occurrence(spec.id, step, occurrence or day.isoformat(), channel, flow_run.id)
     ranges = plan_customer_batches(audience, get_settings().batch_size, now)
     key = dataclasses.replace(key, fresh=not occurrence_started(key))
-    tally = RunTally()
+    # Rows an interrupted run left `sending` are settled with WeCom before anything is resent.
+    reconciled = ReconcileSummary() if key.fresh else reconcile_sending(key)
+    tally = RunTally(reconciled=reconciled.counts())
     for batch in prepared_batches(spec, step, key, audience, ranges, now, day):
         tally.add_prepared(*batch)
     # Dispatch per sender over the whole occurrence: one WeCom task per staff member and text.
     buckets = plan_dispatch(key, now)
     senders = dispatch_senders.map(unmapped(key), unmapped("single"), buckets, unmapped(now))
-    for result in senders.result():
+    results, errors = gather(senders)
+    for result in results:
         tally.add_dispatched(result)
-    summary = publish_outcomes(key, spec.title, tally)
+    summary = publish_outcomes(key, spec.title, tally, now)
     get_run_logger().info(
         "%s %s %s: %s", spec.id, step, key.occurrence, summary["this_run"] or "nothing new to send"
     )
+    raise_if_unsettled([summary], errors)
     return summary

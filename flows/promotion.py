@@ -23,7 +23,7 @@ from tasks.campaign import (
 )
 from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_batch
-from tasks.outcomes import RunTally, publish_outcomes
+from tasks.outcomes import RunTally, gather, publish_outcomes, raise_if_unsettled
 from tasks.plan import plan_group_touches
 from tasks.reconcile import reconcile_sending
 from tasks.sops import load_sop_by_id
@@ -72,12 +72,14 @@ def promotion_step(campaign_code: str, step: str, now: dt.datetime | None = None
         unmapped(spec), unmapped(step), planned, unmapped(shared), unmapped(day)
     )
     dispatched = dispatch_batch.map(unmapped("group"), composed)
-    for batch in zip(planned.result(), composed.result(), dispatched.result(), strict=True):
+    sent, errors = gather(dispatched)
+    for batch in zip(planned.result(), composed.result(), sent, strict=True):
         tally.add(*batch)
-    summary = publish_outcomes(occurrence, spec.title, tally)
+    summary = publish_outcomes(occurrence, spec.title, tally, now)
     follow_up_deferred(campaign, step, tally, now)
     finish_campaign(campaign, spec, step)
     get_run_logger().info(
         "%s %s: %s", campaign.code, step, summary["this_run"] or "nothing new to send"
     )
+    raise_if_unsettled([summary], errors)
     return summary

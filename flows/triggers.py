@@ -12,7 +12,8 @@ from models.sop_spec import SopSpec
 from sopflow.clock import local, local_today, utcnow
 from sopflow.settings import get_settings
 from tasks.events import claim_events, complete_events
-from tasks.outcomes import RunTally
+from tasks.outcomes import RunTally, raise_if_unsettled
+from tasks.reconcile import reconcile_sop
 from tasks.triggers import (
     Drained,
     add_tally,
@@ -65,10 +66,14 @@ def drain_events(now: dt.datetime | None = None, batch_size: int = BATCH) -> dic
         return {"waiting_until": until.isoformat()}
     summary: dict[str, Any] = {}
     for kind, specs in triggers.items():
+        # Touches an interrupted drain left `sending` are settled with WeCom before any resend.
+        reconciled = {spec.id: reconcile_sop(spec.id).counts() for spec in specs}
         drained, tallies = drain_kind(kind, specs, now=now, batch_size=batch_size)
-        if not drained.events:
-            continue
         for spec in specs:
-            summary[spec.id] = publish_trigger_outcomes(spec, drained, tallies[spec.id])
-        logger.info("%s: %d event(s) in %d batch(es)", kind, drained.events, drained.batches)
+            tallies[spec.id].reconciled = reconciled[spec.id]
+            if drained.events or reconciled[spec.id]:
+                summary[spec.id] = publish_trigger_outcomes(spec, drained, tallies[spec.id], now)
+        if drained.events:
+            logger.info("%s: %d event(s) in %d batch(es)", kind, drained.events, drained.batches)
+    raise_if_unsettled(list(summary.values()))
     return summary

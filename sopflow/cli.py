@@ -37,14 +37,21 @@ def _fail(text: str, code: int = 1) -> None:
 
 @contextmanager
 def _sop_errors() -> Iterator[None]:
-    """An SOP file's problems one per line, any other SopError as one `error:` line; exit 1."""
-    from sopflow.errors import SopDefinitionError, SopError
+    """An SOP file's problems one per line (a template's as `path:line: error: …` too), any other
+    SopError as one `error:` line; exit 1."""
+    from sopflow.errors import SopDefinitionError, SopError, TemplateError
 
     try:
         yield
     except SopDefinitionError as error:
         for problem in error.problems:
             typer.echo(problem, err=True)
+        raise typer.Exit(1) from None
+    except TemplateError as error:
+        path, line = getattr(error, "path", None), getattr(error, "line", None)
+        if path is None or line is None:
+            _fail(str(error))
+        typer.echo(f"{path}:{line}: error: {getattr(error, 'detail', error.message)}", err=True)
         raise typer.Exit(1) from None
     except SopError as error:
         _fail(str(error))
@@ -146,12 +153,27 @@ def preview(
 
 
 @app.command("emulator")
-def emulator(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8931) -> None:
-    """Run the local WeCom emulator until Ctrl-C (point WECOM_API_BASE at it)."""
-    from channels.emulator import serve_forever
+def emulator(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8931,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQLite file for its state (default: emulator-state.sqlite in the data dir)."
+        ),
+    ] = None,
+    memory: Annotated[
+        bool, typer.Option("--memory", help="Keep the state in memory only; a restart forgets it.")
+    ] = False,
+) -> None:
+    """Run the local WeCom emulator until Ctrl-C (point WECOM_API_BASE at it); its state survives restarts."""
+    from channels.emulator import STATE_FILE, serve_forever
 
-    _say(f"WeCom emulator on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    serve_forever(port)
+    if memory and state is not None:
+        _fail("give --state or --memory, not both")
+    path = None if memory else state or get_settings().data_dir / STATE_FILE
+    kept = "in memory only" if path is None else f"in {path}"
+    _say(f"WeCom emulator on http://127.0.0.1:{port}, state {kept} (Ctrl-C stops it)")
+    serve_forever(port, state=path)
 
 
 @app.command("deployments")
@@ -178,6 +200,26 @@ def deployments(
         _say(f"wrote {output}")
     else:
         _say(f"{output} is already up to date")
+
+
+@app.command("prefect-setup")
+def prefect_setup() -> None:
+    """Create or update the Prefect objects the flows rely on at PREFECT_API_URL: the wecom-api
+    call limit and the automation marking runs whose heartbeats stop as Crashed."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    from tasks.prefect_objects import ensure_prefect_objects
+
+    api = get_current_settings().api.url
+    if not api:
+        _fail("PREFECT_API_URL is not set; point it at the Prefect server the workers use")
+    try:
+        done = ensure_prefect_objects()
+    except httpx.HTTPError as error:
+        _fail(f"could not set up Prefect at {api}: {error}")
+    for name, outcome in done.items():
+        _say(f"{name}: {outcome}")
 
 
 def _show_runs(code: str, runs: list, verb: str) -> None:
@@ -345,6 +387,62 @@ def up(
     from sopflow.up import run_up
 
     sys.exit(run_up(customers=customers, port=port))
+
+
+unknown_app = typer.Typer(
+    invoke_without_command=True,
+    help="Touches left `unknown` (caught mid-send, WeCom could not be asked): list and settle them.",
+)
+app.add_typer(unknown_app, name="unknown")
+
+
+@unknown_app.callback()
+def unknown_list(
+    context: typer.Context,
+    sop: Annotated[str | None, typer.Option(help="Only this SOP id.")] = None,
+) -> None:
+    """List unknown touches per SOP, step and occurrence, with why they are unknown."""
+    if context.invoked_subcommand is not None:
+        return
+    from models.db import session_scope
+    from tasks.unknown import unknown_touches
+
+    with session_scope(readonly=True) as session:
+        found = unknown_touches(session=session, sop_id=sop)
+    if not found:
+        _say("no unknown touches")
+        return
+    for row in found:
+        _say(f"{row.sop_id} {row.step} {row.occurrence}: {row.rows} unknown — {row.reason}")
+    _say(
+        "check WeCom (客户联系 → 群发记录), then: sopflow unknown resolve SOP STEP OCCURRENCE --went|--resend"
+    )
+
+
+@unknown_app.command("resolve")
+def unknown_resolve(
+    sop_id: Annotated[str, typer.Argument(help="The SOP id.")],
+    step: Annotated[str, typer.Argument(help="The step (main for one-step SOPs).")],
+    occurrence: Annotated[str, typer.Argument(help="The occurrence, e.g. 2026-11-24.")],
+    went: Annotated[bool, typer.Option("--went", help="WeCom has the message: mark sent.")] = False,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="WeCom has no such message: the next run sends it.")
+    ] = False,
+) -> None:
+    """Settle one occurrence's unknown touches after checking WeCom: --went or --resend."""
+    if went == resend:
+        _fail("say what WeCom showed: exactly one of --went or --resend", code=2)
+    from models.db import session_scope
+    from tasks.unknown import settle_unknown
+
+    with session_scope() as session:
+        changed = settle_unknown(
+            sop_id, step, occurrence, "went" if went else "resend", session=session
+        )
+    if not changed:
+        _fail(f"no unknown touches for {sop_id} {step} {occurrence} (see: sopflow unknown)")
+    verdict = "marked sent" if went else "marked failed; run the occurrence again to send them"
+    _say(f"{sop_id} {step} {occurrence}: {changed} touch(es) {verdict}")
 
 
 if __name__ == "__main__":

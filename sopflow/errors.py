@@ -4,10 +4,12 @@
     ├── SopDefinitionError (also ValueError)   a bad SOP file: path, line, field
     ├── TemplateError                           a step failed to render: sop, step, variable
     ├── CalendarError (also ValueError)         a date China's official calendar does not cover
+    ├── UnsettledTouches                        a run left touches sending, due but unsent, or unknown
     ├── EventError (also ValueError)            an event that cannot be recorded: unknown kind, customer …
     └── ChannelError                            a delivery channel refused or failed a call
         ├── ChannelTransient                    worth retrying: busy, rate limit, 5xx, timeout
-        │   └── ChannelRateLimited              45009 / 45033: back off before retrying
+        │   ├── ChannelRateLimited              45009 / 45033: back off before retrying
+        │   └── ChannelUnreached                the call provably never reached WeCom
         ├── ChannelAuthError                    token/secret problems (40001, 40014, 42001 …)
         └── ChannelRejected                     the request itself is wrong; never retried
 
@@ -16,6 +18,8 @@ Delivery row, not exceptions. Messages never include secrets or phone numbers.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class SopError(Exception):
@@ -56,6 +60,15 @@ class CalendarError(SopError, ValueError):
     """A date outside the years China's official holiday calendar covers."""
 
 
+class UnsettledTouches(SopError):
+    """A run ended with touches of its occurrence not in a final state; the message counts them
+    and `summaries` holds the run's outcome summaries."""
+
+    def __init__(self, message: str, *, summaries: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.summaries = summaries or []
+
+
 class EventError(SopError, ValueError):
     """An event that cannot be recorded: unknown kind, customer, product or order, or a bad payload."""
 
@@ -75,6 +88,10 @@ class ChannelTransient(ChannelError):
 
 class ChannelRateLimited(ChannelTransient):
     """WeCom's call frequency (45009) or concurrency (45033) limit was hit."""
+
+
+class ChannelUnreached(ChannelTransient):
+    """The call provably never reached WeCom: no connection (refused, DNS) or no access token."""
 
 
 class ChannelAuthError(ChannelError):

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # Review (复盘) HTML reports are written here; targets are read from `sop_dir / targets.yaml`.
     reports_dir: Path = Field(default=PROJECT_ROOT / "reports", alias="SOPFLOW_REPORTS_DIR")
 
+    # How long a SQLite writer waits for another process's write lock before giving up.
+    sqlite_busy_seconds: float = Field(default=60.0, alias="SOPFLOW_SQLITE_BUSY_SECONDS", gt=0)
+
     # Delivery channel for customer and group mass messages.
     channel: Literal["outbox", "wecom"] = Field(default="outbox", alias="SOPFLOW_CHANNEL")
     wecom_api_base: str = Field(default="https://qyapi.weixin.qq.com", alias="WECOM_API_BASE")
@@ -59,6 +62,9 @@ class Settings(BaseSettings):
     # Channel-side call limits and group robots (channels/limiter.py, channels/robot.py).
     # Calls per minute per WeCom API from this process; WeCom allows 10,000 per company.
     wecom_calls_per_minute: int = Field(default=2000, alias="WECOM_CALLS_PER_MINUTE", ge=1)
+    # Slots of the `wecom-api` global concurrency limit (channels open at once across every
+    # worker); unset: 10,000 // WECOM_CALLS_PER_MINUTE, so their paces add up to WeCom's limit.
+    wecom_call_slots: int | None = Field(default=None, alias="WECOM_CALL_SLOTS", ge=1)
     # JSON object of robot name -> webhook key, e.g. {"ops-bj": "KEY"}; a secret as a whole.
     robot_keys: SecretStr = Field(default=SecretStr("{}"), alias="SOPFLOW_ROBOT_KEYS")
     robot_per_minute: int = Field(default=20, alias="SOPFLOW_ROBOT_PER_MINUTE", ge=1, le=20)

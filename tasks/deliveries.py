@@ -8,12 +8,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, case, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from models.delivery import Delivery, DeliveryStatus, Message
-from sopflow.clock import utcnow
+from sopflow.clock import as_utc, utcnow
 
 # Rows in these states may be (re)sent by a run of their occurrence.
 SENDABLE = (DeliveryStatus.PLANNED, DeliveryStatus.FAILED)
@@ -351,3 +351,148 @@ def outcome_counts(
     return [
         (status, reason, int(rows)) for status, reason, rows in session.execute(statement).all()
     ]
+
+
+class OutcomeRow(NamedTuple):
+    """Rows of an occurrence in one (status, reason), and how many of them this run wrote last."""
+
+    status: str
+    reason: str
+    rows: int
+    this_run: int
+    calls: int  # distinct msgids among this run's rows: the mass-message calls that created them
+
+
+def occurrence_outcomes(occurrence: Occurrence, *, session: Session) -> list[OutcomeRow]:
+    """(status, reason) counts of the occurrence, most common first, with this run's share: rows
+    the run recorded or last claimed, over every attempt of its tasks (retries included)."""
+    mine = col(Delivery.flow_run_id) == (occurrence.flow_run_id or "")
+    reason = func.coalesce(Delivery.reason, "")
+    statement = (
+        select(
+            Delivery.status,
+            reason,
+            func.count(),
+            func.coalesce(func.sum(case((mine, 1), else_=0)), 0),
+            func.count(func.distinct(case((mine, Delivery.msgid), else_=None))),
+        )
+        .where(*_occurrence_clauses(occurrence))
+        .group_by(Delivery.status, reason)
+        .order_by(func.count().desc())
+    )
+    return [
+        OutcomeRow(s, r, int(n), int(m), int(c)) for s, r, n, m, c in session.execute(statement)
+    ]
+
+
+def _occurrence_clauses(occurrence: Occurrence) -> list[Any]:
+    return [
+        col(Delivery.sop_id) == occurrence.sop_id,
+        col(Delivery.step) == occurrence.step,
+        col(Delivery.occurrence) == occurrence.occurrence,
+    ]
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """An occurrence's rows not in a final state: what keeps its run from being complete."""
+
+    sending: int = 0  # claimed, no answer recorded: the next run reconciles them with WeCom
+    waiting: int = 0  # planned or failed and due, not sent
+    unknown: int = 0  # caught mid-send, WeCom could not say whether it created them
+    deferred: int = 0  # planned for later (quiet hours): not a fault
+    deferred_until: dt.datetime | None = None
+
+    @property
+    def total(self) -> int:
+        return self.sending + self.waiting + self.unknown
+
+
+def unsettled(occurrence: Occurrence, *, now: dt.datetime, session: Session) -> Unsettled:
+    """Count the occurrence's rows still sending, due but unsent, or unknown, and those deferred.
+
+    Reads through the status index (`|| ''` keeps the planner off the occurrence index, which
+    holds every row of a large occurrence): rows not yet final are few.
+    """
+    due = or_(col(Delivery.not_before).is_(None), col(Delivery.not_before) <= now)
+    statement = (
+        select(
+            Delivery.status,
+            due,
+            col(Delivery.msgid).is_(None),
+            func.count(),
+            func.min(Delivery.not_before),
+        )
+        .where(
+            (col(Delivery.sop_id) + "") == occurrence.sop_id,
+            col(Delivery.step) == occurrence.step,
+            col(Delivery.occurrence) == occurrence.occurrence,
+            col(Delivery.status).in_(
+                [*SENDABLE_STATES, DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]
+            ),
+        )
+        .group_by(Delivery.status, due, col(Delivery.msgid).is_(None))
+    )
+    counts: dict[str, int] = {"sending": 0, "waiting": 0, "unknown": 0, "deferred": 0}
+    until: dt.datetime | None = None
+    for status, is_due, no_msgid, rows, first in session.execute(statement):
+        if status == DeliveryStatus.SENDING.value:
+            counts["sending"] += rows
+        elif status == DeliveryStatus.UNKNOWN.value:
+            # Rows WeCom accepted (a msgid) and later forgot are results, not unsettled sends.
+            counts["unknown"] += rows if no_msgid else 0
+        elif is_due:
+            counts["waiting"] += rows
+        else:
+            counts["deferred"] += rows
+            first = as_utc(first)
+            until = first if until is None or first < until else until
+    return Unsettled(**counts, deferred_until=until)
+
+
+def unsettled_by_run(
+    sop_id: str, flow_run_id: str, *, now: dt.datetime, session: Session
+) -> Unsettled:
+    """The SOP's rows this flow run recorded or claimed that are still sending, due but unsent,
+    or unknown (trigger SOPs: a drain's touches span many occurrences)."""
+    due = or_(col(Delivery.not_before).is_(None), col(Delivery.not_before) <= now)
+    statement = (
+        select(Delivery.status, func.count())
+        .where(
+            (col(Delivery.sop_id) + "") == sop_id,
+            col(Delivery.flow_run_id) == flow_run_id,
+            col(Delivery.status).in_(
+                [*SENDABLE_STATES, DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]
+            ),
+            or_(
+                col(Delivery.status) != DeliveryStatus.UNKNOWN.value, col(Delivery.msgid).is_(None)
+            ),
+            or_(col(Delivery.status).not_in(SENDABLE_STATES), due),
+        )
+        .group_by(Delivery.status)
+    )
+    counts = dict(session.execute(statement).tuples().all())
+    return Unsettled(
+        sending=counts.get(DeliveryStatus.SENDING.value, 0),
+        waiting=sum(counts.get(state, 0) for state in SENDABLE_STATES),
+        unknown=counts.get(DeliveryStatus.UNKNOWN.value, 0),
+    )
+
+
+def run_outcomes(
+    sop_id: str, flow_run_id: str, *, session: Session
+) -> tuple[dict[tuple[str, str], int], int]:
+    """(status, reason) -> rows of the SOP this flow run recorded or last claimed, over every
+    attempt of its tasks, and the distinct msgids of its sent rows (the calls that created them)."""
+    reason = func.coalesce(Delivery.reason, "")
+    statement = (
+        select(Delivery.status, reason, func.count(), func.count(func.distinct(Delivery.msgid)))
+        .where(col(Delivery.sop_id) == sop_id, col(Delivery.flow_run_id) == flow_run_id)
+        .group_by(Delivery.status, reason)
+    )
+    counts: dict[tuple[str, str], int] = {}
+    calls = 0
+    for status, why, rows, msgids in session.execute(statement):
+        counts[(status, why)] = int(rows)
+        calls += int(msgids) if status == DeliveryStatus.SENT.value else 0
+    return counts, calls

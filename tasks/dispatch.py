@@ -21,13 +21,13 @@ from channels.base import Channel, MassMessage, chunk_targets
 from models.db import session_scope
 from models.delivery import Delivery, DeliveryStatus, Message
 from sopflow.clock import utcnow
-from sopflow.errors import ChannelError, ChannelTransient
+from sopflow.errors import ChannelError, ChannelTransient, ChannelUnreached
 from sopflow.settings import get_settings
 from tasks.compose import Composed, ComposedBatch
 from tasks.deliveries import SENDABLE, Occurrence, claim_for_sending, sendable_ids, set_status
+from tasks.prefect_objects import CALL_LIMIT, ensure_prefect_objects_once
 from tasks.timing import gc_paused, timed
 
-WECOM_API_LIMIT = "wecom-api"  # created by `make up`; without it the slot is not enforced
 UNANSWERED = "no answer from WeCom; reconcile before any resend"
 
 
@@ -143,14 +143,22 @@ def _send_chunk(
 
 
 def _record_failure(ids: list[int], error: ChannelError, outcomes: Outcomes) -> None:
-    """A refused call fails its rows; a call that got no answer stays `sending` for reconciliation."""
-    unanswered = (
-        isinstance(error, ChannelTransient) and error.errcode is None and error.http_status is None
-    )
-    if unanswered:
+    """A refused call fails its rows, and so does one that provably never reached WeCom (a retry or
+    re-run sends them); a call that got no answer stays `sending` for reconciliation."""
+    if is_unanswered(error):
         outcomes.add(ids, DeliveryStatus.SENDING, UNANSWERED)
     else:
         outcomes.add(ids, DeliveryStatus.FAILED, str(error)[:255], errcode=error.errcode)
+
+
+def is_unanswered(error: ChannelError) -> bool:
+    """Whether WeCom may have carried out the call: it was sent, but no answer came back."""
+    return (
+        isinstance(error, ChannelTransient)
+        and not isinstance(error, ChannelUnreached)
+        and error.errcode is None
+        and error.http_status is None
+    )
 
 
 def _current_flow_run_id() -> str | None:
@@ -184,13 +192,20 @@ def open_channel() -> Iterator[Channel]:
     """The configured channel, holding one slot of the `wecom-api` limit while in use.
 
     The global concurrency limit keeps all workers within WeCom's call limits; calls inside are
-    paced by the channel's own limiter.
+    paced by the channel's own limiter. The limit is created (or resized) before the first
+    slot a process takes, and a missing limit is an error, never a silent pass; a failed lease
+    renewal only warns, since stopping mid-send would leave rows `sending`.
     """
     channel = get_channel(get_settings())
     try:
+        sends_to_wecom = channel.name == "wecom"
+        if sends_to_wecom:
+            ensure_prefect_objects_once()
         with (
             timed("dispatch"),
-            concurrency(WECOM_API_LIMIT, occupy=1) if channel.name == "wecom" else nullcontext(),
+            concurrency(CALL_LIMIT, strict=True, raise_on_lease_renewal_failure=False)
+            if sends_to_wecom
+            else nullcontext(),
         ):
             yield channel
     finally:

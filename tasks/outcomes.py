@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.db import session_scope
-from tasks.deliveries import Occurrence, outcome_counts
+from sopflow.clock import local, utcnow
+from sopflow.errors import UnsettledTouches
+from sopflow.settings import get_settings
+from tasks.deliveries import Occurrence, OutcomeRow, Unsettled, occurrence_outcomes, unsettled
 
 
 @dataclass
@@ -48,7 +53,9 @@ class RunTally:
         self.sample = self.sample or composed.sample
 
     def add_dispatched(self, dispatched: Any) -> None:
-        """Mass-message calls made and their outcomes."""
+        """Mass-message calls made and their outcomes (nothing for a task that failed)."""
+        if dispatched is None:
+            return
         self.this_run.update(dispatched.outcomes)
         self.calls += dispatched.calls
 
@@ -60,28 +67,36 @@ def artifact_key(*parts: str) -> str:
 
 
 @task(name="publish-outcomes", cache_policy=NO_CACHE)
-def publish_outcomes(occurrence: Occurrence, title: str, tally: RunTally) -> dict[str, Any]:
-    """Table artifact of the occurrence's outcomes and a markdown summary with a rendered sample."""
-    with session_scope() as session:
-        totals = outcome_counts(
-            occurrence.sop_id, occurrence.step, occurrence.occurrence, session=session
-        )
+def publish_outcomes(
+    occurrence: Occurrence, title: str, tally: RunTally, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Table artifact of the occurrence's outcomes and a markdown summary with a rendered sample.
+
+    What this run did is read back from the Delivery log (rows it recorded or claimed), so every
+    attempt of a retried task counts, not only the last one.
+    """
+    with session_scope(readonly=True) as session:
+        totals = occurrence_outcomes(occurrence, session=session)
+        pending = unsettled(occurrence, now=now or utcnow(), session=session)
+    if occurrence.flow_run_id:
+        tally.this_run = Counter({(o.status, o.reason): o.this_run for o in totals if o.this_run})
+        tally.calls = sum(o.calls for o in totals if o.status == "sent")
     key = artifact_key(occurrence.sop_id, occurrence.step)
     create_table_artifact(
         key=f"{key}-outcomes",
         table=[
             {
-                "status": status,
-                "reason": reason or "-",
-                "rows": rows,
-                "this run": _this_run(tally, status, reason),
+                "status": o.status,
+                "reason": o.reason or "-",
+                "touches": o.rows,
+                "this run": o.this_run if occurrence.flow_run_id else _this_run(tally, o),
             }
-            for status, reason, rows in totals
+            for o in totals
         ],
-        description=f"{title} · {occurrence.step} · {occurrence.occurrence}: Delivery rows by status and reason",
+        description=f"{title} · {occurrence.step} · {occurrence.occurrence}: touches by status and reason",
     )
     create_markdown_artifact(
-        key=f"{key}-sample", markdown=_summary_markdown(occurrence, title, tally)
+        key=f"{key}-sample", markdown=_summary_markdown(occurrence, title, tally, pending)
     )
     return {
         "occurrence": occurrence.occurrence,
@@ -90,15 +105,24 @@ def publish_outcomes(occurrence: Occurrence, title: str, tally: RunTally) -> dic
         "this_run": {f"{s}:{r}" if r else s: n for (s, r), n in tally.this_run.items()},
         "already_done": dict(tally.already_done),
         "reconciled": dict(tally.reconciled),
-        "totals": {f"{s}:{r}" if r else s: n for s, r, n in totals},
+        "totals": {f"{o.status}:{o.reason}" if o.reason else o.status: o.rows for o in totals},
+        "unsettled": {
+            "sending": pending.sending,
+            "waiting": pending.waiting,
+            "unknown": pending.unknown,
+        },
+        "deferred": pending.deferred,
+        "deferred_until": pending.deferred_until.isoformat() if pending.deferred_until else None,
     }
 
 
-def _this_run(tally: RunTally, status: str, reason: str) -> int:
-    return tally.this_run.get((status, reason), 0)
+def _this_run(tally: RunTally, outcome: OutcomeRow) -> int:
+    return tally.this_run.get((outcome.status, outcome.reason), 0)
 
 
-def _summary_markdown(occurrence: Occurrence, title: str, tally: RunTally) -> str:
+def _summary_markdown(
+    occurrence: Occurrence, title: str, tally: RunTally, pending: Unsettled
+) -> str:
     sent_now = sum(n for (status, _), n in tally.this_run.items() if status == "sent")
     earlier = sum(tally.already_done.values())
     lines = [
@@ -116,12 +140,96 @@ def _summary_markdown(occurrence: Occurrence, title: str, tally: RunTally) -> st
         for (status, reason), n in sorted(tally.this_run.items())
         if status != "sent"
     ]
+    lines += pending_lines(pending)
     lines += ["", "## Rendered sample", ""]
     if tally.sample:
         lines += ["```text", tally.sample, "```"]
     else:
         lines.append("_Nothing was rendered by this run._")
     return "\n".join(lines)
+
+
+def pending_lines(pending: Unsettled) -> list[str]:
+    """What is still to happen to the occurrence's touches, in the operator's words."""
+    lines = []
+    if pending.deferred:
+        when = (
+            local(pending.deferred_until, get_settings().timezone)
+            if pending.deferred_until
+            else None
+        )
+        lines.append(
+            f"- waiting for quiet hours to end: **{pending.deferred}** touch(es), sent by the "
+            f"first run of this occurrence from {when:%Y-%m-%d %H:%M} on"
+            if when
+            else f"- waiting for quiet hours to end: **{pending.deferred}** touch(es)"
+        )
+    lines += [
+        f"- **not settled: {n}** {what}"
+        for n, what in (
+            (
+                pending.sending,
+                "touch(es) sent without an answer from WeCom; the next run asks WeCom "
+                "whether they arrived before sending anything again",
+            ),
+            (
+                pending.waiting,
+                "touch(es) due but not sent (see the failures above); run the "
+                "occurrence again to send them",
+            ),
+            (
+                pending.unknown,
+                "touch(es) WeCom could not be asked about; never resent "
+                "(see the ops guide, §unknown touches)",
+            ),
+        )
+        if n
+    ]
+    return lines
+
+
+def unsettled_message(summaries: list[dict[str, Any]]) -> str | None:
+    """Why a run is not complete — touches left sending, due but unsent, or unknown — or None."""
+    parts = []
+    for summary in summaries:
+        counts = summary.get("unsettled") or {}
+        words = [
+            f"{counts[key]} {label}"
+            for key, label in (
+                ("sending", "without an answer from WeCom (the next run reconciles them)"),
+                ("waiting", "due but not sent (the next run sends them)"),
+                ("unknown", "unknown (never resent; see the ops guide)"),
+            )
+            if counts.get(key)
+        ]
+        if words:
+            label = summary.get("label") or f"{summary['step']} {summary['occurrence']}"
+            parts.append(f"{label}: " + ", ".join(words))
+    if not parts:
+        return None
+    return "touches not settled: " + "; ".join(parts)
+
+
+def raise_if_unsettled(summaries: list[dict[str, Any]], errors: Sequence[str] = ()) -> None:
+    """End the run Failed, saying how many touches are unsettled and why, when any are."""
+    message = unsettled_message(summaries)
+    if message is None and not errors:
+        return
+    because = f" — last error: {errors[-1]}" if errors else ""
+    raise UnsettledTouches((message or "a send task failed") + because, summaries=summaries)
+
+
+def gather(futures: Iterable[Any]) -> tuple[list[Any], list[str]]:
+    """The results of finished task futures; a failed one gives None and its error's text."""
+    results: list[Any] = []
+    errors: list[str] = []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except Exception as error:  # noqa: BLE001 - the run reports it after publishing outcomes
+            results.append(None)
+            errors.append(f"{type(error).__name__}: {error}"[:500])
+    return results, errors
 
 
 @task(name="publish-not-today", cache_policy=NO_CACHE)

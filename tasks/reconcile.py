@@ -84,8 +84,21 @@ class ReconcileSummary:
         return sum(self.unknown.values())
 
 
-def stuck_rows(occurrence: Occurrence, *, session: Session) -> list[StuckRow]:
-    """The occurrence's rows in `sending`, oldest update first."""
+def stuck_rows(
+    sop_id: str, *, session: Session, occurrence: Occurrence | None = None
+) -> list[StuckRow]:
+    """The rows in `sending` of one occurrence (or of every occurrence of the SOP), oldest first."""
+    clauses = [
+        # `|| ''`: read through the status index (rows in `sending` are few), not the
+        # occurrence index, which holds every row of a large occurrence.
+        (col(Delivery.sop_id) + "") == sop_id,
+        col(Delivery.status) == DeliveryStatus.SENDING.value,
+    ]
+    if occurrence is not None:
+        clauses += [
+            col(Delivery.step) == occurrence.step,
+            col(Delivery.occurrence) == occurrence.occurrence,
+        ]
     statement = (
         select(
             col(Delivery.id),
@@ -98,12 +111,7 @@ def stuck_rows(occurrence: Occurrence, *, session: Session) -> list[StuckRow]:
             col(Delivery.updated_at),
         )
         .outerjoin(Message, col(Message.id) == col(Delivery.message_id))
-        .where(
-            col(Delivery.sop_id) == occurrence.sop_id,
-            col(Delivery.step) == occurrence.step,
-            col(Delivery.occurrence) == occurrence.occurrence,
-            col(Delivery.status) == DeliveryStatus.SENDING.value,
-        )
+        .where(*clauses)
         .order_by(col(Delivery.updated_at), col(Delivery.id))
     )
     return [
@@ -304,7 +312,21 @@ def reconcile_occurrence(
     in_flight: dt.timedelta | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReconcileSummary:
-    """Settle every row of `occurrence` left in `sending`, before the run sends anything.
+    """Settle every row of `occurrence` left in `sending`, before the run sends anything."""
+    with session_scope() as session:
+        rows = stuck_rows(occurrence.sop_id, occurrence=occurrence, session=session)
+    return settle(rows, channel=channel, now=now, in_flight=in_flight, sleep=sleep)
+
+
+def settle(
+    rows: Sequence[StuckRow],
+    *,
+    channel: Any,
+    now: dt.datetime | None = None,
+    in_flight: dt.timedelta | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReconcileSummary:
+    """Settle rows left in `sending`: `sent`, back to `planned`, or `unknown`.
 
     Rows are grouped by (sender, text, target kind) and the channel is asked which such
     messages it created since they were claimed: a chunk with a match is `sent` (its
@@ -314,8 +336,6 @@ def reconcile_occurrence(
     run's business clock); rows younger than `in_flight` are waited for first.
     """
     summary = ReconcileSummary()
-    with session_scope() as session:
-        rows = stuck_rows(occurrence, session=session)
     if not rows:
         return summary
     now = wait_until_settled(
@@ -332,17 +352,32 @@ def reconcile_occurrence(
     return summary
 
 
+def _report(summary: ReconcileSummary) -> ReconcileSummary:
+    if summary.counts():
+        run_logger = get_run_logger()
+        run_logger.info("touches caught mid-send, settled with WeCom: %s", summary.counts())
+        for reason, rows in summary.unknown.items():
+            run_logger.warning("%d touch(es) %s", rows, reason)
+    return summary
+
+
 @task(name="reconcile-sending", cache_policy=NO_CACHE)
 def reconcile_sending(occurrence: Occurrence) -> ReconcileSummary:
     """Settle the occurrence's rows caught in `sending` by a crash or a lost answer."""
     channel = get_channel(get_settings())
     try:
-        summary = reconcile_occurrence(occurrence, channel=channel)
+        return _report(reconcile_occurrence(occurrence, channel=channel))
     finally:
         channel.close()
-    if summary.counts():
-        run_logger = get_run_logger()
-        run_logger.info("rows caught in sending: %s", summary.counts())
-        for reason, rows in summary.unknown.items():
-            run_logger.warning("%d row(s) %s", rows, reason)
-    return summary
+
+
+@task(name="reconcile-sop", cache_policy=NO_CACHE)
+def reconcile_sop(sop_id: str) -> ReconcileSummary:
+    """Settle every row of an SOP caught in `sending` (trigger SOPs: one occurrence per event)."""
+    channel = get_channel(get_settings())
+    try:
+        with session_scope() as session:
+            rows = stuck_rows(sop_id, session=session)
+        return _report(settle(rows, channel=channel))
+    finally:
+        channel.close()

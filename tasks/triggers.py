@@ -26,11 +26,11 @@ from sopflow.settings import get_settings
 from tasks.audience import CustomerTarget, customer_filters, customer_select
 from tasks.compose import Composed, ComposedBatch, store_texts
 from tasks.customer_context import segment_renderer
-from tasks.deliveries import Occurrence
+from tasks.deliveries import Occurrence, Unsettled, run_outcomes, unsettled_by_run
 from tasks.dispatch import SENDING_TASK, dispatch_batch
 from tasks.events import Claim, PendingEvent, claimed_events
 from tasks.guard import in_quiet_hours, quiet_hours_end
-from tasks.outcomes import RunTally, artifact_key
+from tasks.outcomes import RunTally, artifact_key, pending_lines
 from tasks.plan import PlannedBatch, plan_customers
 from tasks.render import compile_step
 from tasks.timing import timed
@@ -305,8 +305,21 @@ def add_tally(total: RunTally, part: RunTally) -> None:
 
 
 @task(name="publish-trigger-outcomes", cache_policy=NO_CACHE)
-def publish_trigger_outcomes(spec: SopSpec, drained: Drained, tally: RunTally) -> dict[str, Any]:
-    """Outcome table and a markdown summary with a rendered sample for one trigger SOP's drain."""
+def publish_trigger_outcomes(
+    spec: SopSpec, drained: Drained, tally: RunTally, now: dt.datetime
+) -> dict[str, Any]:
+    """Outcome table and a markdown summary with a rendered sample for one trigger SOP's drain.
+
+    What the drain did is read back from the Delivery log (rows it recorded or claimed), so every
+    attempt of a retried batch counts, not only the last one.
+    """
+    run_id = _current_flow_run_id()
+    pending = Unsettled()
+    if run_id:
+        with session_scope(readonly=True) as session:
+            counts, tally.calls = run_outcomes(spec.id, run_id, session=session)
+            pending = unsettled_by_run(spec.id, run_id, now=now, session=session)
+        tally.this_run = Counter(counts)
     key = artifact_key("trigger", spec.id)
     rows = [
         {"status": status, "reason": reason or "-", "rows": n}
@@ -321,8 +334,17 @@ def publish_trigger_outcomes(spec: SopSpec, drained: Drained, tally: RunTally) -
         description=f"{spec.title} · on {spec.on}: {drained.events} event(s) drained, "
         "touches by outcome",
     )
-    create_markdown_artifact(key=f"{key}-sample", markdown=_summary(spec, drained, tally))
+    create_markdown_artifact(
+        key=f"{key}-sample", markdown=_summary(spec, drained, tally, pending_lines(pending))
+    )
     return {
+        "label": f"{spec.id} (on {spec.on})",
+        "reconciled": dict(tally.reconciled),
+        "unsettled": {
+            "sending": pending.sending,
+            "waiting": pending.waiting,
+            "unknown": pending.unknown,
+        },
         "events": drained.events,
         "batches": drained.batches,
         "recipients": tally.recipients,
@@ -332,7 +354,7 @@ def publish_trigger_outcomes(spec: SopSpec, drained: Drained, tally: RunTally) -
     }
 
 
-def _summary(spec: SopSpec, drained: Drained, tally: RunTally) -> str:
+def _summary(spec: SopSpec, drained: Drained, tally: RunTally, pending: list[str]) -> str:
     sent = sum(n for (status, _), n in tally.this_run.items() if status == "sent")
     lines = [
         f"# {spec.title} · on `{spec.on}`",
@@ -347,6 +369,10 @@ def _summary(spec: SopSpec, drained: Drained, tally: RunTally) -> str:
         for (status, reason), n in sorted(tally.this_run.items())
         if status != "sent"
     ]
+    if tally.reconciled:
+        found = ", ".join(f"{status} {rows}" for status, rows in sorted(tally.reconciled.items()))
+        lines.append(f"- caught mid-send by an interrupted drain, settled with WeCom: {found}")
+    lines += pending
     lines += ["", "## Rendered sample", ""]
     lines += ["```text", tally.sample, "```"] if tally.sample else ["_Nothing was rendered._"]
     return "\n".join(lines)

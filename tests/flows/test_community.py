@@ -113,8 +113,9 @@ def test_a_group_wecom_refuses_is_recorded_failed_and_retried_by_the_next_run(
     refused = world.chat_ids["上海母婴用品群"]
     requests.post(f"{emulator.url}/emulator/config", json={"unknown_ids": [refused]}, timeout=5)
 
-    community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+    state = community_sop(sop_id="morning-price", day=DAY, now=MORNING, return_state=True)
 
+    assert state.is_failed() and "1 due but not sent" in state.message
     row = next(r for r in deliveries() if r.target_id == refused)
     assert row.status == "failed" and "fail_list" in row.reason
     requests.post(f"{emulator.url}/emulator/config", json={"unknown_ids": []}, timeout=5)

