@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
 from sopflow.clock import local_today, utcnow
@@ -21,7 +22,7 @@ from tasks.outcomes import (
     gather,
     publish_not_today,
     publish_outcomes,
-    raise_if_unsettled,
+    unsettled_failure,
 )
 from tasks.plan import plan_group_touches
 from tasks.reconcile import reconcile_sending
@@ -52,7 +53,7 @@ def run_name() -> str:
 @flow(name="community-sop", flow_run_name=run_name)
 def community_sop(
     sop_id: str, day: dt.date | None = None, now: dt.datetime | None = None
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | State[Any]:
     """Send one day's occurrence of a community SOP to every group in its audience.
 
     `now` (default: the current instant) decides quiet hours and caps; tests move it.
@@ -93,5 +94,4 @@ def community_sop(
         logger.info(
             "%s %s %s: %s", spec.id, step, day, summaries[-1]["this_run"] or "nothing new to send"
         )
-    raise_if_unsettled(summaries, errors)
-    return summaries
+    return unsettled_failure(summaries, errors) or summaries

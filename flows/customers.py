@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
+from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -21,7 +22,7 @@ from tasks.audience import IdRange, ResolvedBatch, plan_customer_batches, resolv
 from tasks.compose import ComposedBatch, render_customer_messages
 from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_senders, plan_dispatch
-from tasks.outcomes import RunTally, gather, publish_outcomes, raise_if_unsettled
+from tasks.outcomes import RunTally, gather, publish_outcomes, unsettled_failure
 from tasks.plan import PlannedBatch, occurrence_started, plan_customer_touches
 from tasks.reconcile import ReconcileSummary, reconcile_sending
 from tasks.sops import load_sop_by_id
@@ -104,7 +105,7 @@ def customer_sop(
     now: dt.datetime | None = None,
     occurrence: str | None = None,
     audience: CustomerAudience | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Send `step` of a 1:1 SOP to its customer audience, batch by batch, through the guards.
 
     `occurrence` names the occurrence in idempotency keys (default: the day); `now` decides
@@ -134,5 +135,4 @@ def customer_sop(
     get_run_logger().info(
         "%s %s %s: %s", spec.id, step, key.occurrence, summary["this_run"] or "nothing new to send"
     )
-    raise_if_unsettled([summary], errors)
-    return summary
+    return unsettled_failure([summary], errors) or summary

@@ -8,12 +8,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
-from prefect.states import Failed
 
 from sopflow.clock import local_today, utcnow
-from sopflow.errors import UnsettledTouches
 from sopflow.settings import get_settings
 from tasks.caps import reserve_day_task
+from tasks.outcomes import failed_run
 from tasks.results import collect_results_task, unknown_message
 from tasks.sops import load_all_sops
 
@@ -48,5 +47,5 @@ def collect_results(now: dt.datetime | None = None) -> dict[str, int] | State[An
     # WeCom no longer knew some msgids (rows now `unknown`): end Failed with counts and what to do.
     if problem := unknown_message(totals):
         get_run_logger().error(problem)
-        return Failed(message=problem, data=UnsettledTouches(problem))
+        return failed_run(problem)
     return totals

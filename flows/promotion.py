@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
 from sopflow.clock import local_today, utcnow
@@ -23,7 +24,7 @@ from tasks.campaign import (
 )
 from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_batch
-from tasks.outcomes import RunTally, gather, publish_outcomes, raise_if_unsettled
+from tasks.outcomes import RunTally, gather, publish_outcomes, unsettled_failure
 from tasks.plan import plan_group_touches
 from tasks.reconcile import reconcile_sending
 from tasks.sops import load_sop_by_id
@@ -38,7 +39,9 @@ def run_name() -> str:
 
 
 @flow(name="promotion-step", flow_run_name=run_name)
-def promotion_step(campaign_code: str, step: str, now: dt.datetime | None = None) -> dict[str, Any]:
+def promotion_step(
+    campaign_code: str, step: str, now: dt.datetime | None = None
+) -> dict[str, Any] | State[Any]:
     """Send one step (preview, burst, recap …) of a campaign's SOP to the SOP's groups.
 
     The occurrence is the campaign code, so each campaign and step is sent at most once per
@@ -81,5 +84,4 @@ def promotion_step(campaign_code: str, step: str, now: dt.datetime | None = None
     get_run_logger().info(
         "%s %s: %s", campaign.code, step, summary["this_run"] or "nothing new to send"
     )
-    raise_if_unsettled([summary], errors)
-    return summary
+    return unsettled_failure([summary], errors) or summary

@@ -6,14 +6,15 @@ import datetime as dt
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
 from models.sop_spec import SopSpec
 from sopflow.clock import local, local_today, utcnow
 from sopflow.settings import get_settings
 from tasks.events import claim_events, complete_events
-from tasks.outcomes import RunTally, raise_if_unsettled
-from tasks.reconcile import reconcile_sop
+from tasks.outcomes import RunTally, unsettled_failure
+from tasks.reconcile import reconcile_sops
 from tasks.triggers import (
     Drained,
     add_tally,
@@ -50,7 +51,9 @@ def drain_kind(
 
 
 @flow(name="drain-events", flow_run_name=run_name)
-def drain_events(now: dt.datetime | None = None, batch_size: int = BATCH) -> dict[str, Any]:
+def drain_events(
+    now: dt.datetime | None = None, batch_size: int = BATCH
+) -> dict[str, Any] | State[Any]:
     """Turn pending contact.added, favourite.price_drop and order.shipped events into messages.
 
     Each event is claimed by one drain only and sends at most once per trigger SOP step (its
@@ -67,7 +70,8 @@ def drain_events(now: dt.datetime | None = None, batch_size: int = BATCH) -> dic
     summary: dict[str, Any] = {}
     for kind, specs in triggers.items():
         # Touches an interrupted drain left `sending` are settled with WeCom before any resend.
-        reconciled = {spec.id: reconcile_sop(spec.id).counts() for spec in specs}
+        settled = reconcile_sops([spec.id for spec in specs])
+        reconciled = {sop_id: summary.counts() for sop_id, summary in settled.items()}
         drained, tallies = drain_kind(kind, specs, now=now, batch_size=batch_size)
         for spec in specs:
             tallies[spec.id].reconciled = reconciled[spec.id]
@@ -75,5 +79,4 @@ def drain_events(now: dt.datetime | None = None, batch_size: int = BATCH) -> dic
                 summary[spec.id] = publish_trigger_outcomes(spec, drained, tallies[spec.id], now)
         if drained.events:
             logger.info("%s: %d event(s) in %d batch(es)", kind, drained.events, drained.batches)
-    raise_if_unsettled(list(summary.values()))
-    return summary
+    return unsettled_failure(list(summary.values())) or summary

@@ -135,18 +135,10 @@ def choose_channel(stack: Stack) -> str:
         return f"WeCom API at {settings.wecom_api_base}"
     base = f"http://127.0.0.1:{EMULATOR_PORT}"
     if not port_answers(f"{base}/emulator/state"):
-        from channels.emulator import STATE_FILE
-
-        # Its mass messages persist under the data dir, so results survive an emulator restart.
-        state = settings.data_dir / STATE_FILE
+        # Its mass messages persist under the data dir (the command's default), so results
+        # survive an emulator restart.
         emulator = stack.start(
-            "emulator",
-            _bin("sopflow"),
-            "emulator",
-            "--port",
-            str(EMULATOR_PORT),
-            "--state",
-            str(state),
+            "emulator", _bin("sopflow"), "emulator", "--port", str(EMULATOR_PORT)
         )
         wait_until(f"{base}/emulator/state", 30, "the WeCom emulator", emulator)
     stack.env.update(

@@ -27,7 +27,7 @@ from tasks.audience import (
     group_id_ranges,
     groups_in_range,
 )
-from tasks.deliveries import SENDABLE, Occurrence, PlannedTarget, outcome_counts
+from tasks.deliveries import SENDABLE, Occurrence, PlannedTarget, occurrence_outcomes
 from tasks.guard import Decision
 from tasks.outcomes import RunTally, artifact_key
 from tasks.plan import customer_target, group_target, plan_batch
@@ -99,11 +99,9 @@ def settled_rows(occurrence: Occurrence, *, session: Session) -> int:
     """Rows of this occurrence already final (sent, skipped …): an earlier run dealt with them."""
     sendable = {s.value for s in SENDABLE}
     return sum(
-        rows
-        for status, _reason, rows in outcome_counts(
-            occurrence.sop_id, occurrence.step, occurrence.occurrence, session=session
-        )
-        if status not in sendable
+        outcome.rows
+        for outcome in occurrence_outcomes(occurrence, session=session)
+        if outcome.status not in sendable
     )
 
 

@@ -334,25 +334,6 @@ def sendable_ids(delivery_ids: Iterable[int], *, session: Session) -> set[int]:
     return found
 
 
-def outcome_counts(
-    sop_id: str, step: str, occurrence: str, *, session: Session
-) -> list[tuple[str, str, int]]:
-    """(status, reason, rows) for one occurrence of one step, most common first."""
-    statement = (
-        select(Delivery.status, func.coalesce(Delivery.reason, ""), func.count())
-        .where(
-            col(Delivery.sop_id) == sop_id,
-            col(Delivery.step) == step,
-            col(Delivery.occurrence) == occurrence,
-        )
-        .group_by(Delivery.status, func.coalesce(Delivery.reason, ""))
-        .order_by(func.count().desc())
-    )
-    return [
-        (status, reason, int(rows)) for status, reason, rows in session.execute(statement).all()
-    ]
-
-
 class OutcomeRow(NamedTuple):
     """Rows of an occurrence in one (status, reason), and how many of them this run wrote last."""
 
@@ -395,7 +376,7 @@ def _occurrence_clauses(occurrence: Occurrence) -> list[Any]:
 
 @dataclass(frozen=True)
 class Unsettled:
-    """An occurrence's rows not in a final state: what keeps its run from being complete."""
+    """Rows not in a final state: what keeps a run from being complete."""
 
     sending: int = 0  # claimed, no answer recorded: the next run reconciles them with WeCom
     waiting: int = 0  # planned or failed and due, not sent
@@ -403,44 +384,56 @@ class Unsettled:
     deferred: int = 0  # planned for later (quiet hours): not a fault
     deferred_until: dt.datetime | None = None
 
-    @property
-    def total(self) -> int:
-        return self.sending + self.waiting + self.unknown
+
+NOT_FINAL_STATES = (*SENDABLE_STATES, DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value)
 
 
 def unsettled(occurrence: Occurrence, *, now: dt.datetime, session: Session) -> Unsettled:
-    """Count the occurrence's rows still sending, due but unsent, or unknown, and those deferred.
+    """The occurrence's rows still sending, due but unsent, or unknown, and those deferred."""
+    return _unsettled(
+        [
+            col(Delivery.step) == occurrence.step,
+            col(Delivery.occurrence) == occurrence.occurrence,
+        ],
+        occurrence.sop_id,
+        now=now,
+        session=session,
+    )
+
+
+def unsettled_by_run(
+    sop_id: str, flow_run_id: str, *, now: dt.datetime, session: Session
+) -> Unsettled:
+    """The SOP's rows this flow run recorded or claimed that are not final (trigger SOPs: a
+    drain's touches span many occurrences)."""
+    return _unsettled([col(Delivery.flow_run_id) == flow_run_id], sop_id, now=now, session=session)
+
+
+def _unsettled(clauses: list[Any], sop_id: str, *, now: dt.datetime, session: Session) -> Unsettled:
+    """Count rows of `sop_id` matching `clauses` by how far they are from final.
 
     Reads through the status index (`|| ''` keeps the planner off the occurrence index, which
     holds every row of a large occurrence): rows not yet final are few.
     """
     due = or_(col(Delivery.not_before).is_(None), col(Delivery.not_before) <= now)
+    no_msgid = col(Delivery.msgid).is_(None)
     statement = (
-        select(
-            Delivery.status,
-            due,
-            col(Delivery.msgid).is_(None),
-            func.count(),
-            func.min(Delivery.not_before),
-        )
+        select(Delivery.status, due, no_msgid, func.count(), func.min(Delivery.not_before))
         .where(
-            (col(Delivery.sop_id) + "") == occurrence.sop_id,
-            col(Delivery.step) == occurrence.step,
-            col(Delivery.occurrence) == occurrence.occurrence,
-            col(Delivery.status).in_(
-                [*SENDABLE_STATES, DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]
-            ),
+            (col(Delivery.sop_id) + "") == sop_id,
+            col(Delivery.status).in_(NOT_FINAL_STATES),
+            *clauses,
         )
-        .group_by(Delivery.status, due, col(Delivery.msgid).is_(None))
+        .group_by(Delivery.status, due, no_msgid)
     )
     counts: dict[str, int] = {"sending": 0, "waiting": 0, "unknown": 0, "deferred": 0}
     until: dt.datetime | None = None
-    for status, is_due, no_msgid, rows, first in session.execute(statement):
+    for status, is_due, without_msgid, rows, first in session.execute(statement):
         if status == DeliveryStatus.SENDING.value:
             counts["sending"] += rows
         elif status == DeliveryStatus.UNKNOWN.value:
             # Rows WeCom accepted (a msgid) and later forgot are results, not unsettled sends.
-            counts["unknown"] += rows if no_msgid else 0
+            counts["unknown"] += rows if without_msgid else 0
         elif is_due:
             counts["waiting"] += rows
         else:
@@ -448,35 +441,6 @@ def unsettled(occurrence: Occurrence, *, now: dt.datetime, session: Session) -> 
             first = as_utc(first)
             until = first if until is None or first < until else until
     return Unsettled(**counts, deferred_until=until)
-
-
-def unsettled_by_run(
-    sop_id: str, flow_run_id: str, *, now: dt.datetime, session: Session
-) -> Unsettled:
-    """The SOP's rows this flow run recorded or claimed that are still sending, due but unsent,
-    or unknown (trigger SOPs: a drain's touches span many occurrences)."""
-    due = or_(col(Delivery.not_before).is_(None), col(Delivery.not_before) <= now)
-    statement = (
-        select(Delivery.status, func.count())
-        .where(
-            (col(Delivery.sop_id) + "") == sop_id,
-            col(Delivery.flow_run_id) == flow_run_id,
-            col(Delivery.status).in_(
-                [*SENDABLE_STATES, DeliveryStatus.SENDING.value, DeliveryStatus.UNKNOWN.value]
-            ),
-            or_(
-                col(Delivery.status) != DeliveryStatus.UNKNOWN.value, col(Delivery.msgid).is_(None)
-            ),
-            or_(col(Delivery.status).not_in(SENDABLE_STATES), due),
-        )
-        .group_by(Delivery.status)
-    )
-    counts = dict(session.execute(statement).tuples().all())
-    return Unsettled(
-        sending=counts.get(DeliveryStatus.SENDING.value, 0),
-        waiting=sum(counts.get(state, 0) for state in SENDABLE_STATES),
-        unknown=counts.get(DeliveryStatus.UNKNOWN.value, 0),
-    )
 
 
 def run_outcomes(

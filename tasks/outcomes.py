@@ -11,6 +11,8 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from models.db import session_scope
 from sopflow.clock import local, utcnow
@@ -210,13 +212,21 @@ def unsettled_message(summaries: list[dict[str, Any]]) -> str | None:
     return "touches not settled: " + "; ".join(parts)
 
 
-def raise_if_unsettled(summaries: list[dict[str, Any]], errors: Sequence[str] = ()) -> None:
-    """End the run Failed, saying how many touches are unsettled and why, when any are."""
+def unsettled_failure(
+    summaries: list[dict[str, Any]], errors: Sequence[str] = ()
+) -> State[Any] | None:
+    """The run's final state when touches are unsettled or a send task failed, else None."""
     message = unsettled_message(summaries)
     if message is None and not errors:
-        return
+        return None
     because = f" — last error: {errors[-1]}" if errors else ""
-    raise UnsettledTouches((message or "a send task failed") + because, summaries=summaries)
+    return failed_run((message or "a send task failed") + because, summaries)
+
+
+def failed_run(message: str, summaries: Sequence[dict[str, Any]] = ()) -> State[Any]:
+    """A Failed state saying `message` and nothing else (no traceback in the UI); calling the
+    flow directly raises `UnsettledTouches` carrying the summaries."""
+    return Failed(message=message, data=UnsettledTouches(message, summaries=list(summaries)))
 
 
 def gather(futures: Iterable[Any]) -> tuple[list[Any], list[str]]:

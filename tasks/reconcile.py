@@ -371,13 +371,17 @@ def reconcile_sending(occurrence: Occurrence) -> ReconcileSummary:
         channel.close()
 
 
-@task(name="reconcile-sop", cache_policy=NO_CACHE)
-def reconcile_sop(sop_id: str) -> ReconcileSummary:
-    """Settle every row of an SOP caught in `sending` (trigger SOPs: one occurrence per event)."""
+@task(name="reconcile-sops", cache_policy=NO_CACHE)
+def reconcile_sops(sop_ids: list[str]) -> dict[str, ReconcileSummary]:
+    """Settle every row of these SOPs caught in `sending`, whatever its occurrence (trigger SOPs:
+    one occurrence per batch of events); what became of each SOP's rows."""
     channel = get_channel(get_settings())
     try:
-        with session_scope() as session:
-            rows = stuck_rows(sop_id, session=session)
-        return _report(settle(rows, channel=channel))
+        summaries = {}
+        for sop_id in sop_ids:
+            with session_scope() as session:
+                rows = stuck_rows(sop_id, session=session)
+            summaries[sop_id] = _report(settle(rows, channel=channel))
+        return summaries
     finally:
         channel.close()

@@ -94,30 +94,34 @@ def apply_results(
 
 def mark_unconfirmed(msgid: str, *, session: Session) -> int:
     """The staff member never confirmed: the message's remaining rows are `unconfirmed`."""
-    statement = (
-        update(Delivery)
-        .where(col(Delivery.msgid) == msgid, col(Delivery.status) == DeliveryStatus.SENT.value)
-        .values(
-            status=DeliveryStatus.UNCONFIRMED.value,
-            reason="the staff member did not confirm the mass message",
-            updated_at=utcnow(),
-        )
+    return _close_sent_rows(
+        msgid,
+        DeliveryStatus.UNCONFIRMED,
+        reason="the staff member did not confirm the mass message",
+        session=session,
     )
-    return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def mark_unknown(msgid: str, errcode: int, *, session: Session) -> int:
     """WeCom no longer knows `msgid`: its remaining `sent` rows are `unknown` (final, never resent)."""
+    return _close_sent_rows(
+        msgid,
+        DeliveryStatus.UNKNOWN,
+        errcode=errcode,
+        reason=f"WeCom no longer knows this mass message (errcode {errcode}, "
+        f"{meaning(errcode)}): its results cannot be collected; never resent",
+        session=session,
+    )
+
+
+def _close_sent_rows(
+    msgid: str, status: DeliveryStatus, *, session: Session, **values: object
+) -> int:
+    """Move the rows of `msgid` still `sent` to a final `status`; how many moved."""
     statement = (
         update(Delivery)
         .where(col(Delivery.msgid) == msgid, col(Delivery.status) == DeliveryStatus.SENT.value)
-        .values(
-            status=DeliveryStatus.UNKNOWN.value,
-            errcode=errcode,
-            reason=f"WeCom no longer knows this mass message (errcode {errcode}, "
-            f"{meaning(errcode)}): its results cannot be collected; never resent",
-            updated_at=utcnow(),
-        )
+        .values(status=status.value, updated_at=utcnow(), **values)
     )
     return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
