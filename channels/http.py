@@ -73,28 +73,39 @@ def request_json(
         response = session.request(
             method, url + path, params=params, data=body, headers=headers, timeout=timeout
         )
-    except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
-        raise ChannelUnreached(f"{method} {path}: could not connect: {redact(exc)}") from None
-    except requests.ConnectionError as exc:
-        if never_connected(exc):
-            raise ChannelUnreached(f"{method} {path}: could not connect: {redact(exc)}") from None
-        raise ChannelTransient(f"{method} {path}: {type(exc).__name__}: {redact(exc)}") from None
-    except requests.Timeout as exc:
-        raise ChannelTransient(f"{method} {path}: timed out: {redact(exc)}") from None
     except requests.RequestException as exc:
+        if never_connected(exc):
+            why = redact(connect_failure(exc))
+            raise ChannelUnreached(f"{method} {path}: not sent, could not connect: {why}") from None
+        if isinstance(exc, requests.Timeout):
+            raise ChannelTransient(f"{method} {path}: timed out: {redact(exc)}") from None
         raise ChannelTransient(f"{method} {path}: {type(exc).__name__}: {redact(exc)}") from None
     with response:
         return _parse(method, path, response)
 
 
-def never_connected(error: requests.ConnectionError) -> bool:
-    """Whether the connection was never made (refused, unresolved host), so nothing was sent.
+def never_connected(error: requests.RequestException) -> bool:
+    """Whether the connection was never made (refused, unresolved host, connect timeout, bad
+    URL), so nothing was sent.
 
     A connection dropped after the request was written ("Connection aborted") is not such a
     failure: WeCom may have acted on the request without answering.
     """
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    return isinstance(reason, NewConnectionError)
+    if isinstance(error, requests.ConnectTimeout | requests.exceptions.InvalidURL):
+        return True
+    return isinstance(error, requests.ConnectionError) and isinstance(
+        _reason(error), NewConnectionError
+    )
+
+
+def connect_failure(error: requests.RequestException) -> str:
+    """Why the connection failed, without urllib3's pool and connection reprs."""
+    text = str(_reason(error) or error)
+    return text.rsplit("): ", 1)[-1].strip("'\"")
+
+
+def _reason(error: requests.RequestException) -> object:
+    return getattr(error.args[0], "reason", None) if error.args else None
 
 
 def _parse(method: str, path: str, response: requests.Response) -> JsonDict:

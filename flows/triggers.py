@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from models.sop_spec import SopSpec
 from sopflow.clock import local, local_today, utcnow
 from sopflow.settings import get_settings
-from tasks.events import claim_events, complete_events
+from tasks.events import claim_events, complete_events, release_events
 from tasks.outcomes import RunTally, unsettled_failure
 from tasks.reconcile import reconcile_sops
 from tasks.triggers import (
@@ -36,18 +36,29 @@ def run_name() -> str:
 
 def drain_kind(
     kind: str, specs: list[SopSpec], *, now: dt.datetime, batch_size: int
-) -> tuple[Drained, dict[str, RunTally]]:
-    """Claim `kind` events batch after batch until none are left; every trigger SOP on it handles each batch."""
+) -> tuple[Drained, dict[str, RunTally], list[str]]:
+    """Claim `kind` events batch after batch until none are left; every trigger SOP on it handles
+    each batch. A batch whose sending failed (after its retries) is handed back for the next
+    drain and this kind stops here; the errors are returned."""
     day = local_today(now, get_settings().timezone)
     tallies = {spec.id: RunTally() for spec in specs}
     drained = Drained()
     while (batch := claim_events(kind, batch_size, now)).count:
         drained.add(batch)
-        for spec in specs:
-            for step in spec.step_names:
-                add_tally(tallies[spec.id], send_trigger_batch(spec, step, batch, now, day))
+        sent = [
+            (spec, send_trigger_batch(spec, step, batch, now, day, return_state=True))
+            for spec in specs
+            for step in spec.step_names
+        ]
+        errors = [f"{spec.id}: {state.message}" for spec, state in sent if not state.is_completed()]
+        for spec, state in sent:
+            if state.is_completed():
+                add_tally(tallies[spec.id], state.result())
+        if errors:
+            release_events(batch)
+            return drained, tallies, errors
         complete_events(batch, now)
-    return drained, tallies
+    return drained, tallies, []
 
 
 @flow(name="drain-events", flow_run_name=run_name)
@@ -68,15 +79,17 @@ def drain_events(
         logger.info("quiet hours: events wait until %s", until.isoformat())
         return {"waiting_until": until.isoformat()}
     summary: dict[str, Any] = {}
+    errors: list[str] = []
     for kind, specs in triggers.items():
         # Touches an interrupted drain left `sending` are settled with WeCom before any resend.
         settled = reconcile_sops([spec.id for spec in specs])
-        reconciled = {sop_id: summary.counts() for sop_id, summary in settled.items()}
-        drained, tallies = drain_kind(kind, specs, now=now, batch_size=batch_size)
+        reconciled = {sop_id: result.counts() for sop_id, result in settled.items()}
+        drained, tallies, failed = drain_kind(kind, specs, now=now, batch_size=batch_size)
+        errors += failed
         for spec in specs:
             tallies[spec.id].reconciled = reconciled[spec.id]
             if drained.events or reconciled[spec.id]:
                 summary[spec.id] = publish_trigger_outcomes(spec, drained, tallies[spec.id], now)
         if drained.events:
             logger.info("%s: %d event(s) in %d batch(es)", kind, drained.events, drained.batches)
-    return unsettled_failure(list(summary.values())) or summary
+    return unsettled_failure(list(summary.values()), errors) or summary

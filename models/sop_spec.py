@@ -157,14 +157,9 @@ def _cron_field_problem(text: str, name: str, low: int, high: int) -> str | None
 
 
 def _croniter_problem(expression: str) -> str | None:
-    """A second opinion from croniter, the parser Prefect's schedules use, when it is importable."""
-    try:
-        from croniter import croniter
-    except ImportError:
-        try:
-            from prefect._vendor.croniter import croniter
-        except ImportError:
-            return None
+    """A second opinion from croniter, the parser Prefect's cron schedules use."""
+    from croniter import croniter
+
     return None if croniter.is_valid(expression) else f"cron `{expression}` is not valid"
 
 

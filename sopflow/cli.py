@@ -139,15 +139,22 @@ def preview(
     ] = None,
 ) -> None:
     """Render an SOP step with real rows from the database and count its recipients and tasks."""
-    from models.sop_loader import load_sop
+    from models.sop_lint import lint_file
     from sopflow.clock import local_today
-    from sopflow.preview import preview_step
+    from sopflow.errors import SopDefinitionError
 
     if group and customer:
         _fail("give --group or --customer, not both")
     day = _day_option(date, "--date") or local_today(tz=get_settings().timezone)
     with _sop_errors():
-        spec = load_sop(file)
+        # A file with errors is refused as lint reports it, before the database side is imported.
+        parsed = lint_file(file)
+        if parsed.errors or parsed.spec is None:
+            problems = [str(p) for p in parsed.errors]
+            raise SopDefinitionError(problems[0] if problems else str(file), problems=problems)
+        spec = parsed.spec
+        from sopflow.preview import preview_step
+
         result = preview_step(spec, step=step, day=day, chat_id=group, customer=customer)
     _say(result.report())
 

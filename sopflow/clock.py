@@ -68,3 +68,8 @@ def runs_on(day: dt.date, rule: str) -> bool:
 def _calendar_years() -> tuple[int, int]:
     holidays = chinese_calendar.constants.holidays
     return min(holidays).year, max(holidays).year
+
+
+def day_window(day: dt.date, tz: str = DEFAULT_TZ) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a local day as UTC instants."""
+    return at_local(day, 0, 0, tz), at_local(day + dt.timedelta(days=1), 0, 0, tz)

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from croniter import croniter
 from prefect import task
-from prefect._vendor.croniter import croniter
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import (
     Date,
@@ -59,7 +59,7 @@ from models.delivery import Delivery, DeliveryStatus
 from models.people import Customer
 from models.restraint import CapReservation, SopPriority
 from models.types import UTCDateTime
-from sopflow.clock import at_local, local, runs_on, utcnow
+from sopflow.clock import at_local, day_window, local, runs_on, utcnow
 from sopflow.settings import Settings, get_settings
 from tasks.audience import IdRange, customer_filters, held_out_clause, reachable_filters
 from tasks.deliveries import Occurrence
@@ -105,11 +105,6 @@ def customer_limits(settings: Settings) -> Limits:
 
 def group_limits(settings: Settings) -> Limits:
     return Limits(settings.cap_group_day)
-
-
-def day_window(day: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end) of a local day as UTC instants."""
-    return at_local(day, 0, 0, tz), at_local(day + dt.timedelta(days=1), 0, 0, tz)
 
 
 def _insert(session: Session, table: Any) -> Any:

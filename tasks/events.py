@@ -274,6 +274,16 @@ def complete(token: str, *, now: dt.datetime, session: Session) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def release(token: str, *, session: Session) -> int:
+    """Give back the claim's unprocessed events, so the next drain takes them at once."""
+    result = session.execute(
+        update(Event)
+        .where(col(Event.claimed_by) == token, col(Event.processed_at).is_(None))
+        .values(claimed_by=None, claimed_at=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 @task(name="claim-events", cache_policy=NO_CACHE)
 def claim_events(kind: str, limit: int, now: dt.datetime) -> Claim:
     """Claim the next batch of pending `kind` events for this drain."""
@@ -286,3 +296,10 @@ def complete_events(batch: Claim, now: dt.datetime) -> int:
     """Mark a claimed batch processed once every trigger SOP has handled it."""
     with session_scope() as session:
         return complete(batch.token, now=now, session=session)
+
+
+@task(name="release-events", cache_policy=NO_CACHE)
+def release_events(batch: Claim) -> int:
+    """Hand a batch back when sending it failed: the next drain retries it, not after the lease."""
+    with session_scope() as session:
+        return release(batch.token, session=session)

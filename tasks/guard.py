@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from models.delivery import HOLDOUT
 from models.people import OptOut
 from sopflow.clock import at_local, local
 from sopflow.settings import Settings
@@ -19,7 +20,6 @@ from tasks.deliveries import Occurrence
 
 NOT_A_CONTACT = "not a contact"
 DEFERRED = "deferred: quiet hours"
-HOLDOUT = "holdout"
 
 
 def opted_out(category: str) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import and_, case, distinct, func, literal, or_, select, union, 
 from sqlmodel import Session, col
 
 from models.commerce import Event, Order
-from models.delivery import Delivery, DeliveryStatus, MassTask
+from models.delivery import HOLDOUT, Delivery, DeliveryStatus, MassTask
 from models.people import Customer, CustomerGroup, GroupMember, OptOut, Staff, Store
 from models.review import Attribution
 from sopflow.clock import at_local
@@ -24,7 +24,6 @@ from tasks.attribution import (
     counted_orders,
     window_of,
 )
-from tasks.guard import HOLDOUT
 from tasks.review_model import Row, Uplift
 from tasks.sql_time import hours_after, hours_before, local_day
 

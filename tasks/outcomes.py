@@ -181,8 +181,8 @@ def pending_lines(pending: Unsettled) -> list[str]:
             ),
             (
                 pending.unknown,
-                "touch(es) WeCom could not be asked about; never resent "
-                "(see the ops guide, §unknown touches)",
+                "touch(es) WeCom could not be asked about; never resent: check WeCom, then "
+                "`sopflow unknown resolve` (sop/README.md §10)",
             ),
         )
         if n
@@ -200,7 +200,7 @@ def unsettled_message(summaries: list[dict[str, Any]]) -> str | None:
             for key, label in (
                 ("sending", "without an answer from WeCom (the next run reconciles them)"),
                 ("waiting", "due but not sent (the next run sends them)"),
-                ("unknown", "unknown (never resent; see the ops guide)"),
+                ("unknown", "unknown (never resent; see `sopflow unknown`)"),
             )
             if counts.get(key)
         ]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from models.types import UTCDateTime
-from tasks.caps import day_window
+from sopflow.clock import day_window
 
 
 class shifted_hours(FunctionElement[dt.datetime]):

@@ -74,9 +74,14 @@ def postgres_url(
 def emulator(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[WeComEmulator]:
     """The WeCom channel pointed at a local WeCom emulator over loopback."""
     with WeComEmulator() as server:
-        monkeypatch.setenv("SOPFLOW_CHANNEL", "wecom")
-        monkeypatch.setenv("WECOM_API_BASE", server.url)
-        monkeypatch.setenv("WECOM_CORP_ID", "test-corp")
-        monkeypatch.setenv("WECOM_CORP_SECRET", "test-secret")
-        reset_settings()
-        yield server
+        yield use_emulator(server, monkeypatch)
+
+
+def use_emulator(server: WeComEmulator, monkeypatch: pytest.MonkeyPatch) -> WeComEmulator:
+    """Point the settings' WeCom channel at a running emulator for this test."""
+    monkeypatch.setenv("SOPFLOW_CHANNEL", "wecom")
+    monkeypatch.setenv("WECOM_API_BASE", server.url)
+    monkeypatch.setenv("WECOM_CORP_ID", "test-corp")
+    monkeypatch.setenv("WECOM_CORP_SECRET", "test-secret")
+    reset_settings()
+    return server

@@ -18,7 +18,7 @@ from flows.community import community_sop
 from flows.maintenance import collect_results
 from sopflow.clock import at_local
 from sopflow.errors import UnsettledTouches
-from sopflow.settings import reset_settings
+from tests.conftest import use_emulator
 from tests.factories import deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)
@@ -35,12 +35,7 @@ def point_at(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[Poi
 
     def point(emulator: WeComEmulator) -> WeComEmulator:
         started.append(emulator.start())
-        monkeypatch.setenv("SOPFLOW_CHANNEL", "wecom")
-        monkeypatch.setenv("WECOM_API_BASE", emulator.url)
-        monkeypatch.setenv("WECOM_CORP_ID", "test-corp")
-        monkeypatch.setenv("WECOM_CORP_SECRET", "test-secret")
-        reset_settings()
-        return emulator
+        return use_emulator(emulator, monkeypatch)
 
     make_world(DAY, database_url)
     yield point

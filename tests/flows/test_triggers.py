@@ -29,7 +29,7 @@ from tasks.events import (
     record_price_drop,
 )
 from tasks.trigger_context import event_variables
-from tasks.triggers import compose_events, plan_events, trigger_sops
+from tasks.triggers import compose_events, plan_events, send_trigger_batch, trigger_sops
 from tests.factories import add_customers, add_events, add_order, deliveries, make_world, opt_out
 
 DAY = dt.date(2026, 11, 24)
@@ -301,3 +301,41 @@ def test_every_shipped_trigger_sop_sends_in_the_demo_world(demo, emulator) -> No
     assert all(s["this_run"].get("sent") for s in summary.values()), summary
     assert any("降价啦" in text for _, text in sent_texts(emulator))
     assert any(f"{demo['order_id']:04d}" in text for _, text in sent_texts(emulator))
+
+
+def test_a_drain_with_wecom_unreachable_fails_and_the_next_drain_sends_each_welcome_once(
+    world, emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connection refused: nothing is left `sending`, the drain ends Failed and hands its events
+    back, and the next drain (WeCom back) sends every welcome exactly once."""
+    monkeypatch.setattr(send_trigger_batch, "retry_delay_seconds", [0.1, 0.1, 0.1])
+    add_events("contact.added", world.customers[:4])
+    monkeypatch.setenv("WECOM_API_BASE", "http://127.0.0.1:9")
+    reset_settings()
+
+    state = drain_events(now=TEN, return_state=True)
+
+    assert state.is_failed() and "could not connect" in state.message
+    assert {r.status for r in deliveries()} == {"failed"} and pending_events() == 4
+    monkeypatch.setenv("WECOM_API_BASE", emulator.url)
+    reset_settings()
+    summary = drain_events(now=TEN + dt.timedelta(minutes=1))
+    assert summary["welcome"]["this_run"] == {"sent": 4} and pending_events() == 0
+    targets = [target for target, _ in sent_texts(emulator)]
+    assert len(targets) == len(set(targets)) == 4
+
+
+def test_a_welcome_whose_answer_was_lost_is_found_by_the_next_drain_not_resent(
+    world, emulator
+) -> None:
+    add_events("contact.added", world.customers[:3])
+    emulator.configure(lose_answer_next=1)  # welcomes are personal: one call per customer
+
+    state = drain_events(now=TEN, return_state=True)
+
+    assert state.is_failed() and "without an answer from WeCom" in state.message
+    summary = drain_events(now=TEN + dt.timedelta(minutes=1))
+    assert summary["welcome"]["reconciled"] == {"sent": 1}
+    assert {r.status for r in deliveries()} == {"sent"}
+    targets = [target for target, _ in sent_texts(emulator)]
+    assert len(targets) == len(set(targets)) == 3
