@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
@@ -30,6 +31,7 @@ ZOMBIE_WITHIN = dt.timedelta(seconds=90)
 ZOMBIE_AUTOMATION = "Crash zombie flows"  # the guide's name: one automation, however created
 ZOMBIE_MESSAGE = "Flow run marked as crashed due to missing heartbeats."
 FINAL_EVENTS = ("Completed", "Failed", "Cancelled", "Crashed")
+_ENSURING = threading.Lock()  # one thread of a process asks the server; the others wait
 
 
 def call_limit_slots(settings: Settings) -> int:
@@ -50,6 +52,7 @@ def ensure_call_limit(slots: int | None = None) -> Outcome:
 
 
 def _ensure_limit(client: SyncPrefectClient, name: str, slots: int) -> Outcome:
+    import httpx
     from prefect.client.schemas.actions import (
         GlobalConcurrencyLimitCreate,
         GlobalConcurrencyLimitUpdate,
@@ -65,7 +68,9 @@ def _ensure_limit(client: SyncPrefectClient, name: str, slots: int) -> Outcome:
             )
             log.debug("created global concurrency limit %s (%d slots)", name, slots)
             return "created"
-        except ObjectAlreadyExists:  # another process created it a moment ago
+        except (ObjectAlreadyExists, httpx.HTTPStatusError):
+            # Another process created it a moment ago (Prefect's SQLite server answers 500 for
+            # that race, not 409): it exists now, or reading it raises the real problem.
             current = client.read_global_concurrency_limit_by_name(name)
     if current.limit == slots and current.active:
         return "unchanged"
@@ -139,15 +144,18 @@ def ensure_prefect_objects() -> dict[str, Outcome]:
 
 def ensure_prefect_objects_once() -> None:
     """What a sending process ensures before its first call, once per process and server: the
-    call limit, and the zombie automation when this process emits heartbeats."""
+    call limit, and the zombie automation when this process emits heartbeats. Dispatch threads
+    start together: one asks the server, the others wait for it."""
     from prefect.settings import get_current_settings
 
     current = get_current_settings()
-    _ensure_once(
-        str(current.api.url),
-        call_limit_slots(get_settings()),
-        bool(current.flows.heartbeat_frequency),
-    )
+    with _ENSURING:
+        _ensure_once(
+            str(current.api.url),
+            call_limit_slots(get_settings()),
+            bool(current.flows.heartbeat_frequency),
+        )
+
 
 
 @lru_cache(maxsize=8)

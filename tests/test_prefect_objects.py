@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from prefect import flow, get_client
@@ -27,6 +28,7 @@ from tasks.prefect_objects import (
     call_limit_slots,
     ensure_call_limit,
     ensure_prefect_objects,
+    ensure_prefect_objects_once,
     ensure_zombie_automation,
     forget_ensured,
     zombie_automation,
@@ -142,6 +144,14 @@ def test_a_wecom_dispatch_creates_the_missing_call_limit_and_holds_a_slot(
 
     assert result.calls == 1 and len(emulator.messages) == 1
     assert read_limit().limit == 5 and read_limit().active_slots == 0
+
+
+def test_dispatch_threads_starting_together_create_the_limit_once(no_limit: None) -> None:
+    """The 1:1 flow opens four channels at once: one asks the server, none fails on the race."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: ensure_prefect_objects_once(), range(4)))
+
+    assert read_limit().limit == 5
 
 
 def test_a_call_limit_deleted_under_a_running_process_fails_the_send_loudly(
