@@ -5,7 +5,7 @@ Run it against the server `make up` started (or any server at PREFECT_API_URL):
     make up                                                     # in one terminal
     PREFECT_API_URL=http://127.0.0.1:4200/api .venv/bin/python bench/crash_detection.py
 
-It ensures the Prefect objects (`tasks/prefect_objects.py`: call limit, zombie automation),
+It ensures the Prefect objects (`orchestration/prefect_objects.py`: call limit, zombie automation),
 deploys a flow that only sleeps to its own work pool `sopflow-crash-check` (so `make up`'s
 worker never takes it), starts a worker with heartbeats every 30 s, runs the flow, and once it
 is Running SIGKILLs the worker and the flow process (a machine dying: no process is left to
@@ -71,7 +71,7 @@ def deploy() -> None:
 
 
 def start_worker(log: Path) -> subprocess.Popen[bytes]:
-    from tasks.prefect_objects import HEARTBEAT_SECONDS
+    from orchestration.prefect_objects import HEARTBEAT_SECONDS
 
     env = dict(
         os.environ,
@@ -110,7 +110,7 @@ def wait_for(run_id: object, names: set[str], seconds: float) -> str:
 def measure(after: float, timeout: float) -> int:
     from prefect.deployments import run_deployment
 
-    from tasks.prefect_objects import ensure_prefect_objects
+    from orchestration.prefect_objects import ensure_prefect_objects
 
     print("Prefect objects:", ensure_prefect_objects())
     deploy()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from demo import load_demo_world  # noqa: E402
 from models import db  # noqa: E402
-from models.demo import load_demo_world  # noqa: E402
 
 BUDGET_SECONDS = 120.0
 

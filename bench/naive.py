@@ -14,10 +14,10 @@ from sqlalchemy import text
 
 from channels.base import MassMessage
 from channels.wecom import WeComClient
+from core.settings import get_settings
 from models.db import session_scope
 from models.delivery import Delivery
 from models.vocab import TIERS
-from sopflow.settings import get_settings
 
 
 @cache

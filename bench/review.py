@@ -144,10 +144,10 @@ def main() -> None:
         SOPFLOW_REPORTS_DIR=str(workdir / "reports"),
         PREFECT_LOGGING_LEVEL="WARNING",
     )
+    from core.clock import local_today
     from models.db import upgrade
-    from sopflow.clock import local_today
-    from sopflow.report import make_report
-    from tasks.kpis import Period
+    from review.kpis import Period
+    from review.report import make_report
 
     upgrade()
     ends = local_today() - dt.timedelta(days=1)

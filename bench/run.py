@@ -207,8 +207,8 @@ def measure(args: argparse.Namespace, url: str, workdir: Path, base: str) -> int
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    from sopflow.clock import at_local, local_today
-    from tasks import timing
+    from core.clock import at_local, local_today
+    from engine import timing
 
     day = local_today()
     now = at_local(day, 10, 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from channels.base import Channel, MassMessage, SendReceipt, chunk_targets
-from sopflow.settings import Settings
+from core.settings import Settings
 
 __all__ = ["Channel", "MassMessage", "SendReceipt", "chunk_targets", "get_channel"]
 

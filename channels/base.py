@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Literal, Protocol, runtime_checkable
 
-from sopflow.errors import ChannelRejected
+from core.errors import ChannelRejected
 
 MAX_TEXT_BYTES = 4000
 MAX_CHAT_IDS = 2000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sopflow.errors import (
+from core.errors import (
     ChannelAuthError,
     ChannelError,
     ChannelRateLimited,

@@ -12,7 +12,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from channels.errcodes import OK, error_for
-from sopflow.errors import ChannelRateLimited, ChannelRejected, ChannelTransient, ChannelUnreached
+from core.errors import ChannelRateLimited, ChannelRejected, ChannelTransient, ChannelUnreached
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from channels.base import MassMessage, SendReceipt, check_message, max_targets
-from sopflow.clock import DEFAULT_TZ, local, utcnow
+from core.clock import DEFAULT_TZ, local, utcnow
 
 # One lock for every outbox in the process: several channels may share a file.
 _WRITE_LOCK = threading.Lock()

@@ -17,8 +17,8 @@ from channels.http import (
     request_json,
 )
 from channels.limiter import KeyedRateLimiter
-from sopflow.errors import ChannelRejected
-from sopflow.settings import Settings
+from core.errors import ChannelRejected
+from core.settings import Settings
 
 WEBHOOK_PATH = "/cgi-bin/webhook/send"
 ROBOT_PER_MINUTE = 20  # WeCom's limit per robot

@@ -26,8 +26,8 @@ from channels.http import (
     strip_query,
 )
 from channels.limiter import KeyedRateLimiter
-from sopflow.errors import ChannelAuthError, ChannelTransient, ChannelUnreached
-from sopflow.settings import Settings
+from core.errors import ChannelAuthError, ChannelTransient, ChannelUnreached
+from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

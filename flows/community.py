@@ -9,13 +9,13 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
-from sopflow.clock import local_today, utcnow
-from sopflow.settings import get_settings
+from core.clock import local_today, utcnow
+from core.settings import get_settings
+from engine.community_context import deal_slot
+from models.deliveries import Occurrence
 from tasks.approval import approval_gate
 from tasks.audience import plan_group_batches, resolve_groups
-from tasks.community_context import deal_slot
 from tasks.compose import render_group_messages
-from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_batch
 from tasks.outcomes import (
     RunTally,

@@ -14,13 +14,13 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
+from core.clock import utcnow
+from core.settings import get_settings
 from flows.community import occurrence_day
-from models.sop_spec import CustomerAudience
-from sopflow.clock import utcnow
-from sopflow.settings import get_settings
+from models.deliveries import Occurrence
+from soplang.spec import CustomerAudience
 from tasks.audience import IdRange, ResolvedBatch, plan_customer_batches, resolve_customers
 from tasks.compose import ComposedBatch, render_customer_messages
-from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_senders, plan_dispatch
 from tasks.outcomes import RunTally, gather, publish_outcomes, unsettled_failure
 from tasks.plan import PlannedBatch, occurrence_started, plan_customer_touches

@@ -9,11 +9,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
+from core.clock import local_today, utcnow
+from core.settings import get_settings
+from engine.lifecycle_context import stage_entry_audience
 from flows.community import occurrence_day
 from flows.customers import customer_sop, run_name
-from sopflow.clock import local_today, utcnow
-from sopflow.settings import get_settings
-from tasks.lifecycle_context import stage_entry_audience
 from tasks.outcomes import publish_not_today
 from tasks.sops import load_sop_by_id, runs_that_day
 from tasks.stages import classify_stages_task, stage_totals_task

@@ -9,8 +9,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 
-from sopflow.clock import local_today, utcnow
-from sopflow.settings import get_settings
+from core.clock import local_today, utcnow
+from core.settings import get_settings
 from tasks.caps import reserve_day_task
 from tasks.outcomes import failed_run
 from tasks.results import collect_results_task, unknown_message

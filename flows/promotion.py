@@ -9,9 +9,10 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
-from sopflow.clock import local_today, utcnow
-from sopflow.errors import SopDefinitionError
-from sopflow.settings import get_settings
+from core.clock import local_today, utcnow
+from core.errors import SopDefinitionError
+from core.settings import get_settings
+from models.deliveries import Occurrence
 from tasks.audience import plan_group_batches, resolve_groups
 from tasks.campaign import (
     campaign_context,
@@ -22,7 +23,6 @@ from tasks.campaign import (
     publish_campaign_skip,
     render_campaign_messages,
 )
-from tasks.deliveries import Occurrence
 from tasks.dispatch import dispatch_batch
 from tasks.outcomes import RunTally, gather, publish_outcomes, unsettled_failure
 from tasks.plan import plan_group_touches

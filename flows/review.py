@@ -15,11 +15,11 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from sopflow.clock import local_today
-from sopflow.errors import SopError
-from sopflow.report import Report, check_period, last_period, make_report
-from sopflow.report_markdown import headline_markdown, table_rows
-from sopflow.settings import get_settings
+from core.clock import local_today
+from core.errors import SopError
+from core.settings import get_settings
+from review.markdown import headline_markdown, table_rows
+from review.report import Report, check_period, last_period, make_report
 
 # Table artifacts published per review, each with the rows an operator sorts in the UI.
 TABLES = {

@@ -9,9 +9,9 @@ from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
-from models.sop_spec import SopSpec
-from sopflow.clock import local, local_today, utcnow
-from sopflow.settings import get_settings
+from core.clock import local, local_today, utcnow
+from core.settings import get_settings
+from soplang.spec import SopSpec
 from tasks.events import claim_events, complete_events, release_events
 from tasks.outcomes import RunTally, unsettled_failure
 from tasks.reconcile import reconcile_sops

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, event, inspect
 from sqlmodel import Session, SQLModel, create_engine
 
-from sopflow.settings import get_settings
+from core.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 READONLY = "sopflow_readonly"  # execution option: a session that only reads

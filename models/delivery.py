@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 from models.types import UTCDateTime
 
 # The reason a skipped row records for a customer held out of an SOP (tasks/guard.py); the
-# review (tasks/kpis.py) reads it back to compare the held-out with the treated.
+# review (review/kpis.py) reads it back to compare the held-out with the treated.
 HOLDOUT = "holdout"
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sopflow.settings import PROJECT_ROOT, get_settings
+from core.settings import PROJECT_ROOT, get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="The sopflow database schema.")
@@ -39,7 +39,7 @@ def _fail(text: str, code: int = 1) -> None:
 def _sop_errors() -> Iterator[None]:
     """An SOP file's problems one per line (a template's as `path:line: error: …` too), any other
     SopError as one `error:` line; exit 1."""
-    from sopflow.errors import SopDefinitionError, SopError, TemplateError
+    from core.errors import SopDefinitionError, SopError, TemplateError
 
     try:
         yield
@@ -86,8 +86,8 @@ def demo_data(
     """Load the deterministic demo retail world into an empty database."""
     import time
 
+    from demo import load_demo_world
     from models.db import is_empty, upgrade
-    from models.demo import load_demo_world
 
     upgrade()
     if not is_empty():
@@ -109,10 +109,10 @@ def lint(
     ] = None,
 ) -> None:
     """Check SOP files (and a folder's targets.yaml); prints `path:line: error: message` lines and exits 1 on any error."""
-    from models.sop_lint import main_lint
-    from sopflow.errors import TargetsError
+    from core.errors import TargetsError
+    from review.targets import TARGETS_FILE, load_targets
+    from soplang.lint import main_lint
     from tasks.review import KPIS
-    from tasks.targets import TARGETS_FILE, load_targets
 
     folders = paths or [get_settings().sop_dir]
     code = main_lint(folders)
@@ -139,9 +139,9 @@ def preview(
     ] = None,
 ) -> None:
     """Render an SOP step with real rows from the database and count its recipients and tasks."""
-    from models.sop_lint import lint_file
-    from sopflow.clock import local_today
-    from sopflow.errors import SopDefinitionError
+    from core.clock import local_today
+    from core.errors import SopDefinitionError
+    from soplang.lint import lint_file
 
     if group and customer:
         _fail("give --group or --customer, not both")
@@ -153,7 +153,7 @@ def preview(
             problems = [str(p) for p in parsed.errors]
             raise SopDefinitionError(problems[0] if problems else str(file), problems=problems)
         spec = parsed.spec
-        from sopflow.preview import preview_step
+        from engine.preview import preview_step
 
         result = preview_step(spec, step=step, day=day, chat_id=group, customer=customer)
     _say(result.report())
@@ -216,7 +216,7 @@ def prefect_setup() -> None:
     import httpx
     from prefect.settings import get_current_settings
 
-    from tasks.prefect_objects import ensure_prefect_objects
+    from orchestration.prefect_objects import ensure_prefect_objects
 
     api = get_current_settings().api.url
     if not api:
@@ -230,7 +230,7 @@ def prefect_setup() -> None:
 
 
 def _show_runs(code: str, runs: list, verb: str) -> None:
-    from sopflow.clock import local
+    from core.clock import local
 
     tz = get_settings().timezone
     _say(f"{code}: {verb} {len(runs)} run(s) on deployment promotion-step")
@@ -240,8 +240,8 @@ def _show_runs(code: str, runs: list, verb: str) -> None:
 
 
 def _campaign_call(action: str, code: str, **kwargs: object) -> list:
-    """Run one action of sopflow.campaigns, turning a domain error into a plain message."""
-    from sopflow import campaigns
+    """Run one action of orchestration.campaigns, turning a domain error into a plain message."""
+    from orchestration import campaigns
 
     with _sop_errors():
         return getattr(campaigns, f"{action}_campaign")(code, **kwargs)
@@ -281,9 +281,9 @@ DRAIN_HINT = (
 
 def _record(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run one recording function of tasks.events in a transaction; an EventError is a plain message."""
+    from core.clock import utcnow
+    from core.errors import EventError
     from models.db import session_scope
-    from sopflow.clock import utcnow
-    from sopflow.errors import EventError
 
     try:
         with session_scope() as session:
@@ -326,8 +326,8 @@ def event_price_drop(
     price: Annotated[str, typer.Option(help="The new price in yuan, e.g. 228 or 19.9.")],
 ) -> None:
     """Lower a product's price and record a favourite.price_drop event per customer who favourited it."""
+    from soplang.template import yuan
     from tasks.events import record_price_drop, yuan_to_fen
-    from tasks.render import yuan
 
     try:
         new_price = yuan_to_fen(price)
@@ -358,9 +358,9 @@ def report(
     """Review (复盘) a period: attribute orders, KPIs against sop/targets.yaml, an HTML report."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from sopflow.clock import local_today
-    from sopflow.report import last_period, make_report
-    from sopflow.report_markdown import headline_markdown
+    from core.clock import local_today
+    from review.markdown import headline_markdown
+    from review.report import last_period, make_report
 
     settings = get_settings()
     first, last = _day_option(starts, "--from"), _day_option(ends, "--to")
@@ -411,8 +411,8 @@ def unknown_list(
     """List unknown touches per SOP, step and occurrence, with why they are unknown."""
     if context.invoked_subcommand is not None:
         return
+    from engine.unknown import unknown_touches
     from models.db import session_scope
-    from tasks.unknown import unknown_touches
 
     with session_scope(readonly=True) as session:
         found = unknown_touches(session=session, sop_id=sop)
@@ -439,8 +439,8 @@ def unknown_resolve(
     """Settle one occurrence's unknown touches after checking WeCom: --went or --resend."""
     if went == resend:
         _fail("say what WeCom showed: exactly one of --went or --resend", code=2)
+    from engine.unknown import settle_unknown
     from models.db import session_scope
-    from tasks.unknown import settle_unknown
 
     with session_scope() as session:
         changed = settle_unknown(

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from models.sop_loader import load_sops
-from sopflow.clock import DEFAULT_TZ
-from sopflow.errors import SopDefinitionError
+from core.clock import DEFAULT_TZ
+from core.errors import SopDefinitionError
+from soplang.loader import load_sops
 
 WORK_POOL = "sopflow"
 PREFECT_VERSION = "3.8.8"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import requests
 
-from sopflow.settings import PROJECT_ROOT, get_settings
-from tasks.prefect_objects import HEARTBEAT_SECONDS
+from core.settings import PROJECT_ROOT, get_settings
+from orchestration.prefect_objects import HEARTBEAT_SECONDS
 
 log = logging.getLogger("sopflow.up")
 EMULATOR_PORT = 8931
@@ -116,8 +116,8 @@ def port_answers(url: str) -> bool:
 
 
 def prepare_database(customers: int) -> None:
+    from demo import load_demo_world
     from models.db import is_empty, upgrade
-    from models.demo import load_demo_world
 
     upgrade()
     if is_empty():
@@ -168,8 +168,8 @@ def start_prefect(stack: Stack, port: int) -> None:
 
 
 def ensure_prefect_objects_logged() -> None:
-    """The call limit and the zombie automation on the server (tasks/prefect_objects.py)."""
-    from tasks.prefect_objects import ensure_prefect_objects
+    """The call limit and the zombie automation on the server (orchestration/prefect_objects.py)."""
+    from orchestration.prefect_objects import ensure_prefect_objects
 
     done = ensure_prefect_objects()
     log.info("Prefect objects: %s", ", ".join(f"{name} {how}" for name, how in done.items()))
@@ -179,7 +179,7 @@ def trigger_today() -> list[tuple[str, str]]:
     """One run of each community SOP for today, so the UI shows results at once."""
     from prefect.deployments import run_deployment
 
-    from models.sop_loader import load_sops
+    from soplang.loader import load_sops
 
     names = sorted(s.id for s in load_sops([get_settings().sop_dir]) if s.kind == "community")
     return [(name, str(run_deployment(f"community-sop/{name}", timeout=0).id)) for name in names]
@@ -187,8 +187,8 @@ def trigger_today() -> list[tuple[str, str]]:
 
 def schedule_campaigns() -> None:
     """Scheduled runs for each upcoming campaign's steps, so the UI shows them before they happen."""
-    from sopflow.campaigns import schedule_upcoming
-    from sopflow.clock import local
+    from core.clock import local
+    from orchestration.campaigns import schedule_upcoming
 
     for code, runs in schedule_upcoming().items():
         steps = ", ".join(

@@ -16,9 +16,10 @@ from prefect.input import RunInput
 from pydantic import Field
 from sqlmodel import Session
 
+from core.settings import get_settings
+from engine.preview import StepTally, tally_group_step
 from models.db import session_scope
-from sopflow.preview import StepTally, tally_group_step
-from sopflow.settings import get_settings
+from models.deliveries import SENDABLE, Occurrence, PlannedTarget, occurrence_outcomes
 from tasks.audience import (
     count_customers,
     count_groups,
@@ -27,7 +28,6 @@ from tasks.audience import (
     group_id_ranges,
     groups_in_range,
 )
-from tasks.deliveries import SENDABLE, Occurrence, PlannedTarget, occurrence_outcomes
 from tasks.guard import Decision
 from tasks.outcomes import RunTally, artifact_key
 from tasks.plan import customer_target, group_target, plan_batch

@@ -16,14 +16,14 @@ from sqlalchemy import BigInteger, Select, cast, func, literal, select, type_coe
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from core.clock import utcnow
+from engine.timing import gc_paused, timed
 from models.db import session_scope
+from models.deliveries import SENDABLE_VALUES, Occurrence
 from models.delivery import Delivery
 from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Tag
-from models.sop_spec import CustomerAudience
 from models.types import UTCDateTime
-from sopflow.clock import utcnow
-from tasks.deliveries import SENDABLE_VALUES, Occurrence
-from tasks.timing import gc_paused, timed
+from soplang.spec import CustomerAudience
 
 IdRange = tuple[int, int]
 

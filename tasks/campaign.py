@@ -13,19 +13,19 @@ from prefect.runtime import deployment
 from sqlalchemy import distinct, func, select
 from sqlmodel import Session, col
 
+from core.clock import at_local, local
+from core.errors import SopError
+from core.settings import get_settings
+from engine.community_context import group_view
 from models.commerce import Campaign, CampaignItem, Order, OrderLine, Product
 from models.db import session_scope
-from models.sop_context import RECAP_STEP
-from sopflow.clock import at_local, local
-from sopflow.errors import SopError
-from sopflow.settings import get_settings
+from soplang.context import RECAP_STEP
+from soplang.template import compile_step, render, step_basics
 from tasks.audience import GroupTarget
-from tasks.community_context import group_view
 from tasks.compose import Composed, ComposedBatch, store_texts
 from tasks.guard import quiet_hours_end
 from tasks.outcomes import RunTally, artifact_key
 from tasks.plan import PlannedBatch
-from tasks.render import compile_step, render, step_basics
 
 BURST_STEP = "burst"
 EARLY = dt.timedelta(minutes=15)  # a step run this much before it is due is refused
@@ -311,7 +311,7 @@ def follow_up_deferred(
     deferred = sum(n for (status, _), n in tally.this_run.items() if status == "planned")
     if not deferred or deployment.id is None:
         return
-    from sopflow.campaigns import follow_up_run  # sopflow.campaigns imports this module
+    from orchestration.campaigns import follow_up_run  # orchestration.campaigns imports this module
 
     at = quiet_hours_end(now, get_settings())
     follow_up_run(deployment.id, campaign.code, step, at)

@@ -53,16 +53,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from core.clock import at_local, day_window, local, runs_on, utcnow
+from core.settings import Settings, get_settings
 from models.commerce import Campaign
 from models.db import session_scope
+from models.deliveries import Occurrence
 from models.delivery import Delivery, DeliveryStatus
 from models.people import Customer
 from models.restraint import CapReservation, SopPriority
 from models.types import UTCDateTime
-from sopflow.clock import at_local, day_window, local, runs_on, utcnow
-from sopflow.settings import Settings, get_settings
 from tasks.audience import IdRange, customer_filters, held_out_clause, reachable_filters
-from tasks.deliveries import Occurrence
 
 PRIORITY_RANK = {"service": 0, "high": 1, "normal": 2, "low": 3}
 COUNTED = tuple(

@@ -10,16 +10,16 @@ from typing import Any, NamedTuple
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from engine.community_context import deals_for_group, deals_of_day, render_for_group
+from engine.customer_context import segment_renderer
+from engine.lifecycle_context import lifecycle_context
+from engine.timing import gc_paused, timed
 from models.db import session_scope
+from models.deliveries import attach_messages, set_status, store_message
 from models.delivery import DeliveryStatus
+from soplang.template import compile_step
 from tasks.audience import CustomerTarget, ResolvedBatch
-from tasks.community_context import deals_for_group, deals_of_day, render_for_group
-from tasks.customer_context import segment_renderer
-from tasks.deliveries import attach_messages, set_status, store_message
-from tasks.lifecycle_context import lifecycle_context
 from tasks.plan import PlannedBatch, Touch
-from tasks.render import compile_step
-from tasks.timing import gc_paused, timed
 
 
 class Composed(NamedTuple):

@@ -18,15 +18,15 @@ from sqlmodel import Session, col
 
 from channels import get_channel
 from channels.base import Channel, MassMessage, chunk_targets
+from core.clock import utcnow
+from core.errors import ChannelError, ChannelTransient, ChannelUnreached
+from core.settings import get_settings
+from engine.timing import gc_paused, timed
 from models.db import session_scope
+from models.deliveries import SENDABLE, Occurrence, claim_for_sending, sendable_ids, set_status
 from models.delivery import Delivery, DeliveryStatus, Message
-from sopflow.clock import utcnow
-from sopflow.errors import ChannelError, ChannelTransient, ChannelUnreached
-from sopflow.settings import get_settings
+from orchestration.prefect_objects import CALL_LIMIT, ensure_prefect_objects_once
 from tasks.compose import Composed, ComposedBatch
-from tasks.deliveries import SENDABLE, Occurrence, claim_for_sending, sendable_ids, set_status
-from tasks.prefect_objects import CALL_LIMIT, ensure_prefect_objects_once
-from tasks.timing import gc_paused, timed
 
 UNANSWERED = "no answer from WeCom; reconcile before any resend"
 

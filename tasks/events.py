@@ -13,15 +13,15 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import JSON, String, func, insert, literal, or_, select, update
 from sqlmodel import Session, col
 
+from core.errors import EventError
 from models.commerce import Event, Order, Product
 from models.db import session_scope
 from models.people import Customer
-from models.sop_spec import did_you_mean
 from models.types import UTCDateTime
-from sopflow.errors import EventError
-from tasks.render import yuan
+from soplang.spec import did_you_mean
+from soplang.template import yuan
 
-# Every kind the Event table holds; the trigger kinds (models.sop_spec.TRIGGER_EVENTS) are drained by
+# Every kind the Event table holds; the trigger kinds (soplang.spec.TRIGGER_EVENTS) are drained by
 # flows/triggers.py, the others are behaviour the SOPs read (favourites, browsing, check-ins).
 EVENT_KINDS = (
     "contact.added",

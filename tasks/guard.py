@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from core.clock import at_local, local
+from core.settings import Settings
+from models.deliveries import Occurrence
 from models.delivery import HOLDOUT
 from models.people import OptOut
-from sopflow.clock import at_local, local
-from sopflow.settings import Settings
 from tasks.audience import holdout_bucket, holdout_threshold
 from tasks.caps import cap_reasons
-from tasks.deliveries import Occurrence
 
 NOT_A_CONTACT = "not a contact"
 DEFERRED = "deferred: quiet hours"

@@ -14,11 +14,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
+from core.clock import local, utcnow
+from core.errors import UnsettledTouches
+from core.settings import get_settings
 from models.db import session_scope
-from sopflow.clock import local, utcnow
-from sopflow.errors import UnsettledTouches
-from sopflow.settings import get_settings
-from tasks.deliveries import Occurrence, OutcomeRow, Unsettled, occurrence_outcomes, unsettled
+from models.deliveries import Occurrence, OutcomeRow, Unsettled, occurrence_outcomes, unsettled
 
 
 @dataclass

@@ -11,14 +11,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlmodel import Session, col
 
+from core.clock import utcnow
+from core.settings import get_settings
+from engine.timing import gc_paused, timed
 from models.db import session_scope
-from models.delivery import Delivery, DeliveryStatus
-from models.people import Customer
-from sopflow.clock import utcnow
-from sopflow.settings import get_settings
-from tasks.audience import CustomerTarget, GroupTarget, IdRange, ResolvedBatch, customer_select
-from tasks.caps import register_priority
-from tasks.deliveries import (
+from models.deliveries import (
     SENDABLE,
     SENDABLE_VALUES,
     Occurrence,
@@ -31,6 +28,10 @@ from tasks.deliveries import (
     set_status,
     store_message,
 )
+from models.delivery import Delivery, DeliveryStatus
+from models.people import Customer
+from tasks.audience import CustomerTarget, GroupTarget, IdRange, ResolvedBatch, customer_select
+from tasks.caps import register_priority
 from tasks.guard import (
     CUSTOMER_GUARDS,
     GROUP_GUARDS,
@@ -40,7 +41,6 @@ from tasks.guard import (
     group_caps,
     run_guards,
 )
-from tasks.timing import gc_paused, timed
 
 
 class Touch(NamedTuple):

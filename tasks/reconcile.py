@@ -17,12 +17,12 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from channels import get_channel
+from core.clock import utcnow
+from core.errors import ChannelError, ChannelTransient
+from core.settings import Settings, get_settings
 from models.db import session_scope
+from models.deliveries import Occurrence, set_status
 from models.delivery import Delivery, DeliveryStatus, Message
-from sopflow.clock import utcnow
-from sopflow.errors import ChannelError, ChannelTransient
-from sopflow.settings import Settings, get_settings
-from tasks.deliveries import Occurrence, set_status
 from tasks.dispatch import UNANSWERED
 
 logger = logging.getLogger(__name__)

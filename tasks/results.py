@@ -14,11 +14,11 @@ from sqlmodel import Session, col
 
 from channels.errcodes import meaning
 from channels.wecom import WeComClient
+from core.clock import as_utc, utcnow
+from core.errors import ChannelError, ChannelTransient
+from core.settings import Settings, get_settings
 from models.db import session_scope
 from models.delivery import Delivery, DeliveryStatus, MassTask
-from sopflow.clock import as_utc, utcnow
-from sopflow.errors import ChannelError, ChannelTransient
-from sopflow.settings import Settings, get_settings
 
 # get_groupmsg_send_result status → the Delivery outcome (0 = not sent yet: stays `sent`).
 RESULT_STATUS = {

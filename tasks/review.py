@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.clock import utcnow
 from models.db import session_scope
-from sopflow.clock import utcnow
-from tasks import kpis
-from tasks.attribution import DEFAULT_WINDOW_HOURS, attribute_orders, sop_windows
-from tasks.kpis import Period, rate
-from tasks.review_model import Kpi, Review, Row, Uplift
-from tasks.targets import Target, load_targets
+from review import kpis
+from review.attribution import DEFAULT_WINDOW_HOURS, attribute_orders, sop_windows
+from review.kpis import Period, rate
+from review.model import Kpi, Review, Row, Uplift
+from review.targets import Target, load_targets
 
 Progress = Callable[[float, str], None]
 

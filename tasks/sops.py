@@ -8,11 +8,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models.sop_lint import lint_file
-from models.sop_loader import find_sop, load_sops
-from sopflow.clock import runs_on
-from sopflow.errors import SopDefinitionError
-from sopflow.settings import get_settings
+from core.clock import runs_on
+from core.errors import SopDefinitionError
+from core.settings import get_settings
+from soplang.lint import lint_file
+from soplang.loader import find_sop, load_sops
 
 
 @task(name="load-sop", cache_policy=NO_CACHE)

@@ -26,12 +26,12 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col
 
+from core.clock import at_local, local_today
+from core.settings import Settings, get_settings
 from models.commerce import Order
 from models.db import session_scope
 from models.people import Customer, StageTransition
 from models.types import UTCDateTime
-from sopflow.clock import at_local, local_today
-from sopflow.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)

@@ -16,25 +16,25 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from sqlmodel import Session, col
 
+from core.errors import SopDefinitionError
+from core.settings import get_settings
+from engine.customer_context import segment_renderer
+from engine.timing import timed
+from engine.trigger_context import Variables, event_categories, event_variables
 from models.db import session_scope
+from models.deliveries import Occurrence, Unsettled, run_outcomes, unsettled_by_run
 from models.people import Customer
-from models.sop_lint import lint_file
-from models.sop_loader import sop_files
-from models.sop_spec import TRIGGER_EVENTS, SopSpec
-from sopflow.errors import SopDefinitionError
-from sopflow.settings import get_settings
+from soplang.lint import lint_file
+from soplang.loader import sop_files
+from soplang.spec import TRIGGER_EVENTS, SopSpec
+from soplang.template import compile_step
 from tasks.audience import CustomerTarget, customer_filters, customer_select
 from tasks.compose import Composed, ComposedBatch, store_texts
-from tasks.customer_context import segment_renderer
-from tasks.deliveries import Occurrence, Unsettled, run_outcomes, unsettled_by_run
 from tasks.dispatch import SENDING_TASK, dispatch_batch
 from tasks.events import Claim, PendingEvent, claimed_events
 from tasks.guard import in_quiet_hours, quiet_hours_end
 from tasks.outcomes import RunTally, artifact_key, pending_lines
 from tasks.plan import PlannedBatch, plan_customers
-from tasks.render import compile_step
-from tasks.timing import timed
-from tasks.trigger_context import Variables, event_categories, event_variables
 
 NO_CUSTOMER = "event names no customer"
 NOT_IN_AUDIENCE = "not in the SOP's audience"

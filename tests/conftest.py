@@ -10,8 +10,8 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.testing.utilities import prefect_test_harness
 
 from channels.emulator import WeComEmulator
+from core.settings import reset_settings
 from models import db
-from sopflow.settings import reset_settings
 
 
 @pytest.fixture(autouse=True, scope="session")

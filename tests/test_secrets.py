@@ -26,13 +26,13 @@ from sqlalchemy import select
 from channels.emulator import EmulatorConfig, WeComEmulator
 from channels.robot import RobotChannel
 from channels.wecom import WeComClient
+from core.clock import at_local
+from core.errors import ChannelError
+from core.settings import get_settings, reset_settings
 from flows.community import community_sop
 from models.db import session_scope
 from models.delivery import Message
 from models.people import Customer
-from sopflow.clock import at_local
-from sopflow.errors import ChannelError
-from sopflow.settings import get_settings, reset_settings
 from tests.factories import add_customers, deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)

@@ -19,7 +19,7 @@ import requests
 from channels.base import MassMessage
 from channels.emulator import EmulatorConfig, WeComEmulator
 from channels.wecom import WeComClient
-from sopflow.errors import ChannelRejected
+from core.errors import ChannelRejected
 from tests.channels.conftest import CORP_ID, CORP_SECRET, FakeClock
 
 CONFIG = EmulatorConfig(corp_id=CORP_ID, corp_secret=CORP_SECRET)

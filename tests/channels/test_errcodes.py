@@ -7,14 +7,14 @@ import re
 import pytest
 
 from channels.errcodes import ERRCODES, TOKEN_ERRCODES, error_for
-from sopflow.errors import (
+from core.errors import (
     ChannelAuthError,
     ChannelError,
     ChannelRateLimited,
     ChannelRejected,
     ChannelTransient,
 )
-from sopflow.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 API_NOTES = PROJECT_ROOT.parent / "shared" / "WECOM_API.md"
 # Five-digit numbers, or -1 (ASCII or Unicode minus), not inside identifiers or after "doc"/"official".

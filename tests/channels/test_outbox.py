@@ -10,7 +10,7 @@ import pytest
 
 from channels.base import MassMessage
 from channels.outbox import OutboxChannel
-from sopflow.errors import ChannelRejected
+from core.errors import ChannelRejected
 
 NOW = dt.datetime(2025, 3, 3, 17, 30, tzinfo=dt.UTC)  # 2025-03-04 01:30 in Shanghai
 

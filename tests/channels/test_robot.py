@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from channels.emulator import WEBHOOK, WeComEmulator
 from channels.limiter import KeyedRateLimiter
 from channels.robot import RobotChannel, parse_robot_keys
-from sopflow.errors import ChannelAuthError, ChannelRateLimited, ChannelRejected, ChannelTransient
-from sopflow.settings import Settings
+from core.errors import ChannelAuthError, ChannelRateLimited, ChannelRejected, ChannelTransient
+from core.settings import Settings
 from tests.channels.conftest import FakeClock
 
 KEY = "robot-key-0b5e-do-not-leak"

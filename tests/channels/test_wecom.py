@@ -15,14 +15,14 @@ from channels.emulator import WeComEmulator
 from channels.limiter import KeyedRateLimiter
 from channels.outbox import OutboxChannel
 from channels.wecom import WeComClient
-from sopflow.errors import (
+from core.errors import (
     ChannelAuthError,
     ChannelError,
     ChannelRateLimited,
     ChannelRejected,
     ChannelTransient,
 )
-from sopflow.settings import Settings
+from core.settings import Settings
 from tests.channels.conftest import CORP_ID, CORP_SECRET
 
 SEND = "/cgi-bin/externalcontact/add_msg_template"

@@ -25,9 +25,9 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import FlowPauseTimeout
 from prefect.input import keyset_from_paused_state
 
+from core.clock import at_local, utcnow
+from core.settings import PROJECT_ROOT, reset_settings
 from flows.community import community_sop
-from sopflow.clock import at_local, utcnow
-from sopflow.settings import PROJECT_ROOT, reset_settings
 from tasks.approval import REJECTED, TIMED_OUT, rejection_reason
 from tests.factories import deliveries, make_world
 

@@ -14,10 +14,10 @@ from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from channels.emulator import WeComEmulator
+from core.clock import at_local
+from core.errors import UnsettledTouches
 from flows.community import community_sop
 from flows.maintenance import collect_results
-from sopflow.clock import at_local
-from sopflow.errors import UnsettledTouches
 from tests.conftest import use_emulator
 from tests.factories import deliveries, make_world
 

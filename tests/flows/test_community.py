@@ -12,12 +12,12 @@ import requests
 from sqlalchemy import select
 
 from channels.emulator import WeComEmulator
+from core.clock import at_local
+from core.errors import SopDefinitionError
+from core.settings import PROJECT_ROOT, reset_settings
 from flows.community import community_sop
 from models.db import session_scope
 from models.delivery import Delivery, Message
-from sopflow.clock import at_local
-from sopflow.errors import SopDefinitionError
-from sopflow.settings import PROJECT_ROOT, reset_settings
 from tests.factories import add_deals, deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)  # a Tuesday, a working day

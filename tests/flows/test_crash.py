@@ -18,12 +18,12 @@ from prefect.settings import PREFECT_API_URL
 from sqlalchemy import update
 
 from channels.emulator import WeComEmulator
+from core.clock import at_local, utcnow
+from core.errors import UnsettledTouches
+from core.settings import PROJECT_ROOT, get_settings, reset_settings
 from flows.community import community_sop
 from models.db import session_scope
 from models.delivery import Delivery, DeliveryStatus
-from sopflow.clock import at_local, utcnow
-from sopflow.errors import UnsettledTouches
-from sopflow.settings import PROJECT_ROOT, get_settings, reset_settings
 from tasks.dispatch import UNANSWERED
 from tasks.reconcile import FOUND
 from tests.factories import deliveries, make_world

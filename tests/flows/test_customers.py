@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import at_local
+from core.settings import PROJECT_ROOT, reset_settings
 from flows.customers import customer_sop
 from models.db import session_scope
 from models.people import Customer
-from sopflow.clock import at_local
-from sopflow.settings import PROJECT_ROOT, reset_settings
 from tests.factories import add_customers, deliveries, make_world, opt_out
 
 DAY = dt.date(2026, 11, 24)

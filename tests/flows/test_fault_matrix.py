@@ -21,11 +21,11 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from channels.emulator import WeComEmulator
+from core.clock import at_local
+from core.settings import PROJECT_ROOT, reset_settings
 from flows.community import community_sop
 from flows.customers import customer_sop
 from models.delivery import DeliveryStatus
-from sopflow.clock import at_local
-from sopflow.settings import PROJECT_ROOT, reset_settings
 from tasks import dispatch
 from tests.factories import deliveries, make_world
 from tests.flows.test_crash import wait_for

@@ -10,19 +10,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from core.clock import at_local
+from core.settings import PROJECT_ROOT, reset_settings
+from demo import load_demo_world
+from engine.customer_context import segment_renderer
+from engine.lifecycle_context import lifecycle_context, stage_entry_audience
 from flows.lifecycle import classify_stages, lifecycle_sop
 from models.commerce import Order, OrderLine, Product
 from models.db import session_scope
-from models.demo import load_demo_world
 from models.people import Customer
-from models.sop_loader import load_sops
 from models.vocab import CATEGORIES
-from sopflow.clock import at_local
-from sopflow.settings import PROJECT_ROOT, reset_settings
+from soplang.loader import load_sops
+from soplang.template import compile_step, yuan
 from tasks.audience import customers_in_range
-from tasks.customer_context import segment_renderer
-from tasks.lifecycle_context import lifecycle_context, stage_entry_audience
-from tasks.render import compile_step, yuan
 from tests.factories import add_customers, add_order, make_world
 
 DAY = dt.date(2026, 9, 14)  # far from the real clock, which stamps `sent_at` (caps count it)

@@ -9,15 +9,15 @@ import pytest
 from prefect.client.schemas.objects import StateType
 from sqlalchemy import select
 
+from core.clock import at_local
+from core.settings import get_settings
+from demo import load_demo_world
 from flows.promotion import promotion_step
 from models.commerce import Campaign
 from models.db import session_scope
 from models.delivery import Delivery, Message
-from models.demo import load_demo_world
-from models.sop_loader import find_sop
-from sopflow import campaigns
-from sopflow.clock import at_local
-from sopflow.settings import get_settings
+from orchestration import campaigns
+from soplang.loader import find_sop
 from tasks.campaign import find_campaign, step_due_times, upcoming_codes
 from tests.factories import add_campaign, add_customers, add_order, deliveries, make_world
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, func, select
 
+from core.clock import at_local, local_today
+from core.settings import PROJECT_ROOT, get_settings, reset_settings
+from demo import load_demo_world
+from engine.trigger_context import event_variables
 from flows.triggers import drain_events
 from models.commerce import Event, Order, Product
 from models.db import session_scope
-from models.demo import load_demo_world
 from models.people import Customer
-from models.sop_context import sample_context
-from sopflow.clock import at_local, local_today
-from sopflow.settings import PROJECT_ROOT, get_settings, reset_settings
+from soplang.context import sample_context
 from tasks.dispatch import dispatch_batch
 from tasks.events import (
     CLAIM_LEASE,
@@ -28,7 +29,6 @@ from tasks.events import (
     record_event,
     record_price_drop,
 )
-from tasks.trigger_context import event_variables
 from tasks.triggers import compose_events, plan_events, send_trigger_batch, trigger_sops
 from tests.factories import add_customers, add_events, add_order, deliveries, make_world, opt_out
 

@@ -9,16 +9,16 @@ from sqlalchemy import func, select
 from sqlmodel import col
 from typer.testing import CliRunner
 
+from core.clock import at_local
+from demo import load_demo_world
 from flows.community import community_sop
 from flows.lifecycle import lifecycle_sop
 from flows.maintenance import collect_results
 from models.db import session_scope
 from models.delivery import Delivery
-from models.demo import load_demo_world
+from review.kpis import Period
+from review.report import make_report
 from sopflow.cli import app
-from sopflow.clock import at_local
-from sopflow.report import make_report
-from tasks.kpis import Period
 
 DAY = dt.date(2026, 9, 21)  # far from the real clock, which stamps `sent_at`
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from sopflow.report_charts import review_charts
-from sopflow.report_html import render_html, report_name, write_report
-from sopflow.report_markdown import headline_markdown, table_rows
-from tasks.review_model import Kpi, Review, Uplift
+from review.charts import review_charts
+from review.html import render_html, report_name, write_report
+from review.markdown import headline_markdown, table_rows
+from review.model import Kpi, Review, Uplift
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]*)"')

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from models.db import session_scope
 from models.review import Attribution
-from tasks.kpis import Period, wald_interval
+from review.kpis import Period, wald_interval
 from tasks.review import build_review
 from tests.review import world as w
 

@@ -8,8 +8,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
+from core.settings import reset_settings
 from flows.review import review
-from sopflow.settings import reset_settings
 from tests.review import world as w
 from tests.review.test_review import PERIOD
 

@@ -8,7 +8,7 @@ from sqlalchemy import literal, select
 
 from models.db import get_engine
 from models.types import UTCDateTime
-from tasks.sql_time import fixed_offset_minutes, local_day
+from review.sql_time import fixed_offset_minutes, local_day
 
 UTC = dt.UTC
 

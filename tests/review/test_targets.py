@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sopflow.errors import TargetsError
-from sopflow.settings import PROJECT_ROOT
+from core.errors import TargetsError
+from core.settings import PROJECT_ROOT
+from review.targets import load_targets, parse_rule
 from tasks.review import KPIS
-from tasks.targets import load_targets, parse_rule
 
 KNOWN = {name: d.label for name, d in KPIS.items()}
 

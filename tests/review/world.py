@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
+from core.clock import at_local
 from models.db import session_scope
 from models.delivery import Delivery, MassTask
 from models.people import Customer, CustomerGroup, GroupMember, OptOut
-from models.sop_spec import SopSpec
-from sopflow.clock import at_local
+from soplang.spec import SopSpec
 from tests.factories import add_customers, add_order, make_world
 
 DAY = dt.date(2026, 10, 6)  # a Tuesday well before today: nothing else writes these days

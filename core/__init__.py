@@ -1,0 +1,1 @@
+"""Ground: settings, clock and errors; imports nothing of the project."""

@@ -1,0 +1,1 @@
+"""The delivery engine: audiences, guards, planning, rendering, dispatch, reconciliation, outcomes."""

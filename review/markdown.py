@@ -1,0 +1,129 @@
+"""The review for Prefect artifacts: a short markdown headline and JSON-safe table rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from review.html import (
+    BREAKDOWNS,
+    column_label,
+    confidence_interval,
+    format_target,
+    format_value,
+    kpi_mark,
+    ordered_columns,
+    period,
+    points,
+    scope,
+    uplift_reading,
+)
+from review.model import Review, Row
+
+SECTIONS = ("skip_reasons", "uplift", "daily", "after_touch", "loyalty", "staff_confirmation")
+POINTS_COLUMNS = ("uplift", "ci_low", "ci_high")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|#&~])")
+
+
+def headline_markdown(review: Review, report_path: Path | str | None = None) -> str:
+    """Headline KPIs against targets (misses first), one uplift line per SOP, and where the full report is."""
+    lines = [f"## Review 复盘 {period(review)} · {_md(scope(review))}", ""]
+    misses = review.misses
+    if misses:
+        listed = "; ".join(
+            f"{_md(kpi.label)} {format_value(kpi.value, kpi.unit)} (target {format_target(kpi)})"
+            for kpi in misses
+        )
+        lines += [f"**✗ {len(misses)} missed:** {listed}", ""]
+    elif any(kpi.met for kpi in review.headline):
+        lines += ["**✓ All targets met**", ""]
+    if review.headline:
+        ranked = misses + [kpi for kpi in review.headline if kpi.met is not False]
+        lines += ["| KPI | Value | Target | |", "|---|---:|---:|---|"]
+        lines += [
+            f"| {_md(kpi.label)} | {format_value(kpi.value, kpi.unit)} "
+            f"| {format_target(kpi)} | {kpi_mark(kpi)} |"
+            for kpi in ranked
+        ]
+        lines.append("")
+    else:
+        lines += ["No headline numbers in this period.", ""]
+    if review.uplift:
+        lines.append("**Uplift vs holdout**")
+        lines += [
+            f"- {_md(row.sop_id)}: "
+            + (
+                f"{points(row.uplift)} (95% CI {confidence_interval(row)}), "
+                if row.uplift is not None
+                else ""
+            )
+            + f"{uplift_reading(row)}; {row.treated:,} treated, {row.control:,} holdout"
+            for row in review.uplift
+        ]
+        lines.append("")
+    if report_path is not None:
+        lines.append(f"Full report: `{str(report_path).replace('`', '')}`")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def table_rows(review: Review, key: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """One table of the review (a breakdown such as "sop", or a section such as "uplift") as JSON-safe rows.
+
+    Numbers stay numbers for sorting in the UI: money in yuan, rates and uplift in percent (points).
+    """
+    rows = _rows(review, key)
+    columns = ordered_columns(rows)
+    return [{_name(c): _json(c, row.get(c)) for c in columns} for row in rows[:limit]]
+
+
+def _rows(review: Review, key: str) -> list[Row]:
+    if key in review.tables:
+        return review.tables[key]
+    if key == "uplift":
+        return [dataclasses.asdict(row) for row in review.uplift]
+    if key in SECTIONS:
+        return list(getattr(review, key))
+    if key in BREAKDOWNS:
+        return []
+    known = ", ".join([*BREAKDOWNS, *SECTIONS, *(k for k in review.tables if k not in BREAKDOWNS)])
+    raise KeyError(f"the review has no table {key!r}; use one of: {known}")
+
+
+def _name(column: str) -> str:
+    label = column_label(column)
+    if column in POINTS_COLUMNS:
+        return f"{label} (pp)"
+    if column.endswith("_fen"):
+        return f"{label} (¥)"
+    if column.endswith("rate"):
+        return f"{label} (%)"
+    if column.endswith("_seconds"):
+        return f"{label} (s)"
+    return label
+
+
+def _json(column: str, value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, int | float | Decimal):
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        if column.endswith("_fen"):
+            return round(number / 100, 2)
+        if column in POINTS_COLUMNS or column.endswith("rate"):
+            return round(100 * number, 2)
+        return value if isinstance(value, int) else number
+    return str(value)
+
+
+def _md(text: str) -> str:
+    """Text from SOP files and ops, with markdown (and inline HTML) characters taken literally."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))

@@ -1,0 +1,1 @@
+"""The SOP language: spec, loader, lint, context reference and the sandboxed template engine."""

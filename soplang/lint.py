@@ -1,0 +1,251 @@
+"""`sopflow lint`: every check an SOP file must pass, reported as `path:line: error: message` lines."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+from jinja2 import TemplateSyntaxError
+
+from core import clock
+from core.errors import CalendarError
+from soplang.context import (
+    INTERNAL_FIELDS,
+    PER_CUSTOMER_FIELDS,
+    available_variables,
+    step_context,
+)
+from soplang.loader import ParsedSop, Problem, duplicate_id_problems, parse_sop, sop_files
+from soplang.spec import Section, SopSpec, did_you_mean
+from soplang.template import (
+    RenderFailure,
+    compile_template,
+    render,
+    static_text,
+    used_paths,
+    used_variables,
+)
+
+__all__ = ["ABSOLUTE_CLAIMS", "MAX_BYTES", "Problem", "find_claims", "lint_paths", "main_lint"]
+
+# WeCom limits on one text message, in UTF-8 bytes: add_msg_template text.content, robot text.
+MAX_BYTES = {"customer": 4000, "group": 4000, "robot": 2048}
+
+# 广告法 absolute claims. Only these exact words are flagged, so everyday words that merely
+# start with 最 (最近, 最后, 最多, 最少, 最终) pass; 第一 followed by a counter or 时
+# (第一次, 第一天, 第一批, 第一单, 第一时间 …) is an ordinal, not a ranking, and passes too.
+ABSOLUTE_CLAIMS: tuple[str, ...] = (
+    "国家级", "世界级", "全球级", "全网最低", "全网第一", "全球首发", "史上最",
+    "最低价", "最低", "最高", "最好", "最佳", "最优", "最便宜", "最大", "最强", "最新",
+    "最先进", "最受欢迎", "最火", "最热销", "最划算", "最正宗",
+    "第一", "唯一", "首选", "独一无二", "顶级", "极品", "万能", "绝对", "永久",
+    "100%", "百分之百",
+)  # fmt: skip
+_CLAIM_SUFFIX_EXCEPTIONS = {"第一": "(?![次天批件步个轮波期周站杯份口时单位])"}
+_CLAIM_VARIANTS = {"100%": r"100\s*[%％]"}
+_CLAIMS = re.compile(
+    "|".join(
+        f"(?P<c{index}>{_CLAIM_VARIANTS.get(word, re.escape(word))}{_CLAIM_SUFFIX_EXCEPTIONS.get(word, '')})"
+        for index, word in sorted(enumerate(ABSOLUTE_CLAIMS), key=lambda pair: -len(pair[1]))
+    )
+)
+
+
+def find_claims(text: str) -> Iterator[str]:
+    """The absolute-claim words (as listed in ABSOLUTE_CLAIMS) that `text` uses, in order."""
+    for match in _CLAIMS.finditer(text):
+        yield ABSOLUTE_CLAIMS[int(match.lastgroup[1:])]  # type: ignore[index]
+
+
+# ---------------------------------------------------------------- one step's text
+
+
+def _claim_problems(parsed: ParsedSop, section: Section, allowed: set[str], used: set[str]) -> None:
+    try:
+        pieces = list(static_text(section.text))
+    except TemplateSyntaxError:
+        pieces = list(enumerate(section.text.split("\n"), start=1))
+    for line, piece in pieces:
+        for word in find_claims(piece):
+            used.add(word)
+            if word not in allowed:
+                parsed.add(
+                    section.first_line + line - 1,
+                    f"`{word}` is an absolute claim (广告法 forbids 最/第一/国家级 …); "
+                    "reword it, or add it to `allow_claims` if legal has approved it",
+                )
+
+
+def _variable_problems(parsed: ParsedSop, spec: SopSpec, step: str, section: Section) -> int:
+    """Unknown top-level variables, unsafe attributes and internal ids; returns the errors found."""
+    available = available_variables(spec.kind, spec.channel, step, spec.on)
+    errors = 0
+    for name, line in used_variables(section.text).items():
+        if name not in available:
+            errors += 1
+            parsed.add(
+                section.first_line + line - 1,
+                f"variable `{name}` is not available in step `{step}` of a {spec.kind} SOP on channel "
+                f"{spec.channel}{did_you_mean(name, available)}; available: {', '.join(available)}",
+            )
+    for path, line in used_paths(section.text):
+        attr = path.rsplit(".", 1)[-1]
+        if attr.startswith("_"):
+            errors += 1
+            parsed.add(
+                section.first_line + line - 1,
+                f"unsafe attribute `{path}`: names starting with _ are blocked",
+            )
+        elif path in INTERNAL_FIELDS:
+            parsed.add(
+                section.first_line + line - 1,
+                f"`{path}` is an internal id; do not put it in a message to customers",
+                "warning",
+            )
+        elif spec.channel == "customer" and spec.kind != "trigger" and path in PER_CUSTOMER_FIELDS:
+            # Triggers answer one customer's event at a time; a personal text costs nothing there.
+            parsed.add(
+                section.first_line + line - 1,
+                f"`{path}` makes every customer's text different, so each staff member gets one "
+                "WeCom task to confirm per customer (thousands); use segment-level fields such "
+                "as customer.region or customer.tier_label, or accept the extra tasks",
+                "warning",
+            )
+    return errors
+
+
+def _render_problems(parsed: ParsedSop, spec: SopSpec, step: str, section: Section) -> None:
+    try:
+        compiled = compile_template(
+            section.text,
+            sop_id=spec.id,
+            step=step,
+            path=str(parsed.path),
+            first_line=section.first_line,
+        )
+    except RenderFailure as exc:
+        parsed.add(exc.line or section.first_line, exc.detail)
+        return
+    if _variable_problems(parsed, spec, step, section):
+        return
+    try:
+        text = render(compiled, step_context(spec, step))
+    except RenderFailure as exc:
+        parsed.add(exc.line or section.first_line, f"{exc.detail} (rendering the sample context)")
+        return
+    size, limit = len(text.encode()), MAX_BYTES[spec.channel]
+    if size > limit:
+        parsed.add(
+            section.heading_line,
+            f"step `{step}` renders to {size} bytes with the sample context; WeCom allows {limit} "
+            f"bytes on channel {spec.channel}: shorten the text or list fewer items",
+        )
+    elif not text.strip():
+        parsed.add(
+            section.heading_line,
+            f"step `{step}` renders to an empty message with the sample context",
+        )
+
+
+def _syntax_problems(parsed: ParsedSop, name: str, section: Section) -> None:
+    """When the front matter is broken, still report template syntax errors."""
+    try:
+        compile_template(
+            section.text,
+            sop_id="?",
+            step=name,
+            path=str(parsed.path),
+            first_line=section.first_line,
+        )
+    except RenderFailure as exc:
+        parsed.add(exc.line or section.first_line, exc.detail)
+
+
+# ---------------------------------------------------------------- one file
+
+
+def _allowed_claims(parsed: ParsedSop) -> list[str]:
+    if parsed.spec is not None:
+        return list(parsed.spec.allow_claims)
+    raw = (parsed.data or {}).get("allow_claims")
+    return [str(w) for w in raw] if isinstance(raw, list) else []
+
+
+def _file_problems(parsed: ParsedSop) -> None:
+    spec = parsed.spec
+    allowed = _allowed_claims(parsed)
+    used: set[str] = set()
+    for name, section in parsed.sections.items():
+        _claim_problems(parsed, section, set(allowed), used)
+        if spec is not None and name in spec.step_names:
+            _render_problems(parsed, spec, name, section)
+        elif spec is None:
+            _syntax_problems(parsed, name, section)
+    for index, word in enumerate(allowed):
+        if word not in used:
+            line = (
+                spec.line_of("allow_claims", index)
+                if spec
+                else parsed.lines.get(f"allow_claims.{index}", 1)
+            )
+            parsed.add(
+                line, f"`allow_claims` lists `{word}` but no step uses it; remove it", "warning"
+            )
+    if spec is not None:
+        _spec_warnings(parsed, spec)
+
+
+def _spec_warnings(parsed: ParsedSop, spec: SopSpec) -> None:
+    if parsed.path.stem != spec.id:
+        parsed.add(
+            spec.line_of("id"),
+            f"the file name should match the id: rename the file to {spec.id}.md",
+            "warning",
+        )
+    if spec.schedule is not None and spec.schedule.days != "everyday":
+        try:
+            clock.is_workday(clock.local_today())
+        except CalendarError as exc:
+            parsed.add(
+                spec.line_of("schedule", "days"),
+                f"`days: {spec.schedule.days}` cannot run: {exc.message}",
+            )
+
+
+def lint_file(path: str | Path) -> ParsedSop:
+    """One file parsed and checked; its `problems` hold everything found."""
+    parsed = parse_sop(path)
+    try:
+        if parsed.sections or parsed.spec is not None:
+            _file_problems(parsed)
+    except Exception as exc:  # one file lint cannot finish must not stop the others
+        parsed.add(
+            1, f"lint could not finish this file ({type(exc).__name__}: {exc}); please report it"
+        )
+    return parsed
+
+
+def lint_paths(paths: str | Path | Iterable[str | Path]) -> list[Problem]:
+    """Every problem in the SOP files (directories are searched for `*.md`), sorted by path and line."""
+    parsed = [lint_file(path) for path in sop_files(paths)]
+    problems = [p for item in parsed for p in item.problems] + list(duplicate_id_problems(parsed))
+    return sorted(problems)
+
+
+def main_lint(paths: str | Path | Iterable[str | Path], out: TextIO | None = None) -> int:
+    """Run lint and write its report; the exit code is 1 when any error was found, else 0."""
+    stream = out or sys.stdout
+    files = sop_files(paths)
+    problems = lint_paths(files)
+    for problem in problems:
+        stream.write(f"{problem}\n")
+    errors = sum(p.is_error for p in problems)
+    warnings = len(problems) - errors
+    if not files:
+        stream.write("no SOP files found\n")
+        return 1
+    stream.write(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)\n")
+    return 1 if errors else 0

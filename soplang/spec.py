@@ -1,0 +1,333 @@
+"""The SOP file schema: pydantic models for an SOP's front matter, its steps and its sections."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import zoneinfo
+from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from core.clock import DAY_RULES
+from models.vocab import CATEGORIES, STAGES, THEMES, TIERS
+
+KINDS = ("community", "promotion", "lifecycle", "trigger")
+CHANNELS = ("group", "customer", "robot")
+PRIORITIES = ("service", "high", "normal", "low")
+TRIGGER_EVENTS = ("contact.added", "favourite.price_drop", "order.shipped")
+IMPLICIT_STEP = "main"
+
+ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+STEP_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+# Promotion: days relative to the campaign start and a local time, e.g. "-1d 20:00", "0d 10:00".
+AT_PATTERN = re.compile(r"^([+-]?\d{1,3})d ([01]?\d|2[0-3]):([0-5]\d)$")
+# Lifecycle: days after the customer entered the stage, e.g. "3d".
+AFTER_PATTERN = re.compile(r"^(\d{1,4})d$")
+CLOCK_PATTERN = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+WINDOW_PATTERN = re.compile(r"^(\d{1,4})([hd])$")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean `x`?)` when `word` looks like one of `choices`, else an empty string."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _one_of(choices: Iterable[str], what: str, labels: dict[str, str] | None = None) -> Callable:
+    """A validator accepting only `choices`, with a message listing them (and a did-you-mean)."""
+    allowed = tuple(choices)
+
+    def check(value: str) -> str:
+        if value in allowed:
+            return value
+        if labels and value in labels.values():
+            key = next(k for k, label in labels.items() if label == value)
+            raise ValueError(f"write {what} `{value}` as `{key}`")
+        listed = ", ".join(f"{c} ({labels[c]})" if labels else c for c in allowed)
+        raise ValueError(
+            f"unknown {what} `{value}`{did_you_mean(value, allowed)}; use one of: {listed}"
+        )
+
+    return check
+
+
+def _as_list(value: Any) -> Any:
+    """Let ops write a single value where a list is expected: `theme: 生鲜` means `[生鲜]`."""
+    return (
+        [value] if isinstance(value, str | int | float) and not isinstance(value, bool) else value
+    )
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+def _check_cron(value: str) -> str:
+    problem = cron_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return " ".join(value.split())
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone `{value}`{did_you_mean(value, _timezones())}; "
+            "write an IANA name such as Asia/Shanghai"
+        ) from None
+    return value
+
+
+def _pattern(regex: re.Pattern[str], example: str) -> BeforeValidator:
+    """Text matching `regex`; a bare number (e.g. `after: 3`) gets the same message as bad text."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            if not regex.match(str(value).strip()):
+                raise ValueError(f"`{value}` is not in the form {example}")
+            return str(value).strip()
+        return value
+
+    return BeforeValidator(check)
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+_CRON_NAMES = {
+    "month": "jan feb mar apr may jun jul aug sep oct nov dec".split(),
+    "day of week": "sun mon tue wed thu fri sat".split(),
+}
+_CRON_ATOM = re.compile(r"^(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/(\d+))?$")
+
+
+def cron_problem(expression: str) -> str | None:
+    """What is wrong with a five-field cron expression, in plain words, or None when it is fine."""
+    fields = str(expression).split()
+    if len(fields) != 5:
+        return (
+            f"cron `{expression}` has {len(fields)} fields; write 5: minute hour day-of-month "
+            'month day-of-week, e.g. "30 8 * * *" for 08:30 every day'
+        )
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        problem = _cron_field_problem(text.lower(), name, low, high)
+        if problem:
+            return f"cron `{expression}`: {problem}"
+    return _croniter_problem(expression)
+
+
+def _cron_field_problem(text: str, name: str, low: int, high: int) -> str | None:
+    for part in text.split(","):
+        match = _CRON_ATOM.match(part)
+        if not match:
+            return f"`{text}` is not a valid {name}"
+        for bound in match.group(1).split("-"):
+            if bound == "*":
+                continue
+            if bound in _CRON_NAMES.get(name, ()):
+                continue
+            if not bound.isdigit() or not low <= int(bound) <= high:
+                return f"{name} `{bound}` is out of range {low}-{high}"
+    return None
+
+
+def _croniter_problem(expression: str) -> str | None:
+    """A second opinion from croniter, the parser Prefect's cron schedules use."""
+    from croniter import croniter
+
+    return None if croniter.is_valid(expression) else f"cron `{expression}` is not valid"
+
+
+StrList = Annotated[list[Annotated[str, AfterValidator(_non_empty)]], BeforeValidator(_as_list)]
+Stage = Annotated[str, AfterValidator(_one_of(STAGES, "stage", STAGES))]
+Tier = Annotated[str, AfterValidator(_one_of(TIERS, "tier", TIERS))]
+Theme = Annotated[str, AfterValidator(_one_of(THEMES, "theme", THEMES))]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Schedule(_Strict):
+    """When a community or lifecycle SOP runs, on the local wall clock."""
+
+    cron: Annotated[str, AfterValidator(_check_cron)] = Field(
+        description='five-field cron, e.g. "30 8 * * *"'
+    )
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "Asia/Shanghai"
+    days: Annotated[str, AfterValidator(_one_of(DAY_RULES, "days rule"))] = "everyday"
+
+
+class GroupAudience(_Strict):
+    """Customer groups (社群) by theme, region and owning staff member."""
+
+    theme: Annotated[list[Theme], BeforeValidator(_as_list)] = []
+    region: StrList = []
+    owner: StrList | None = None
+
+
+class DayRange(_Strict):
+    """Days since the last purchase: at least `gte`, at most `lte`."""
+
+    gte: int | None = Field(default=None, ge=0)
+    lte: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DayRange:
+        if self.gte is not None and self.lte is not None and self.gte > self.lte:
+            raise ValueError(f"gte ({self.gte}) is larger than lte ({self.lte}); swap them")
+        return self
+
+
+class CustomerAudience(_Strict):
+    """Customers (1:1) by stage, tier, region, tags, recency; `holdout` keeps a control group."""
+
+    stage: Annotated[list[Stage], BeforeValidator(_as_list)] = []
+    tier: Annotated[list[Tier], BeforeValidator(_as_list)] = []
+    region: StrList = []
+    tags_any: StrList = []
+    tags_none: StrList = []
+    last_purchase_days: DayRange | None = None
+    holdout: float = Field(default=0.0, ge=0.0, le=0.5)
+
+
+class Audience(_Strict):
+    groups: GroupAudience | None = None
+    customers: CustomerAudience | None = None
+
+
+class Approval(_Strict):
+    over: int = Field(ge=1, description="pause for approval above this many recipients")
+
+
+class Attribution(_Strict):
+    window: Annotated[str, _pattern(WINDOW_PATTERN, '"72h" or "3d"')] = "72h"
+
+
+class Step(_Strict):
+    """One send of an SOP; each has its own `## name` section."""
+
+    name: str
+    at: Annotated[str, _pattern(AT_PATTERN, '"-1d 20:00", "0d 10:00" or "+1d 20:00"')] | None = None
+    after: (
+        Annotated[str, _pattern(AFTER_PATTERN, '"3d" (days after entering the stage)')] | None
+    ) = None
+    send_at: Annotated[str, _pattern(CLOCK_PATTERN, '"10:00" (local time)')] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if not STEP_NAME_PATTERN.match(value):
+            raise ValueError(
+                f"step name `{value}` must be lowercase letters, digits or _, starting with a letter "
+                "(e.g. preview, burst, recap)"
+            )
+        return value
+
+    @property
+    def at_offset(self) -> tuple[int, int, int] | None:
+        """(days, hour, minute) of a promotion step relative to the campaign start."""
+        match = AT_PATTERN.match(self.at or "")
+        return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+    @property
+    def after_days(self) -> int | None:
+        match = AFTER_PATTERN.match(self.after or "")
+        return int(match[1]) if match else None
+
+    @property
+    def send_time(self) -> tuple[int, int] | None:
+        match = CLOCK_PATTERN.match(self.send_at or "")
+        return (int(match[1]), int(match[2])) if match else None
+
+
+class Section(BaseModel):
+    """The Jinja2 text of one step and the file line its first text line is on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    first_line: int
+    heading_line: int
+
+
+class SopFrontMatter(_Strict):
+    """Exactly what ops may write between the `---` lines; unknown keys are refused."""
+
+    id: Annotated[str, _pattern(ID_PATTERN, "kebab-case such as morning-price")] = Field(
+        max_length=64
+    )
+    title: Annotated[str, AfterValidator(_non_empty)]
+    kind: Annotated[str, AfterValidator(_one_of(KINDS, "kind"))]
+    channel: Annotated[str, AfterValidator(_one_of(CHANNELS, "channel"))]
+    category: Annotated[str, AfterValidator(_one_of(CATEGORIES, "category", CATEGORIES))]
+    priority: Annotated[str, AfterValidator(_one_of(PRIORITIES, "priority"))] = "normal"
+    schedule: Schedule | None = None
+    audience: Audience | None = None
+    approval: Approval | None = None
+    steps: list[Step] | None = Field(default=None, min_length=1)
+    on: Annotated[str, AfterValidator(_one_of(TRIGGER_EVENTS, "trigger event"))] | None = None
+    allow_claims: StrList = []
+    attribution: Attribution | None = None
+
+
+class SopSpec(SopFrontMatter):
+    """A loaded SOP: its front matter plus where it came from and its step sections."""
+
+    path: Path | None = None
+    lines: dict[str, int] = {}
+    sections: dict[str, Section] = {}
+
+    @property
+    def step_list(self) -> list[Step]:
+        """The declared steps, or the one implicit step `main`."""
+        return list(self.steps) if self.steps else [Step(name=IMPLICIT_STEP)]
+
+    @property
+    def step_names(self) -> list[str]:
+        return [step.name for step in self.step_list]
+
+    def step(self, name: str) -> Step:
+        for step in self.step_list:
+            if step.name == name:
+                return step
+        raise KeyError(f"SOP {self.id} has no step {name!r}; steps: {', '.join(self.step_names)}")
+
+    def section(self, step: str) -> Section:
+        try:
+            return self.sections[step]
+        except KeyError:
+            raise KeyError(f"SOP {self.id} has no `## {step}` section") from None
+
+    def line_of(self, *keys: str | int) -> int:
+        """The file line of a front-matter key path such as ("schedule", "cron"), else the closest parent's."""
+        for end in range(len(keys), 0, -1):
+            dotted = ".".join(str(k) for k in keys[:end])
+            if dotted in self.lines:
+                return self.lines[dotted]
+        return 1
