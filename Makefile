@@ -19,6 +19,7 @@ bench-review: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --config pyproject.toml
 	$(VENV)/bin/sopflow lint
 	$(VENV)/bin/sopflow deployments --check
 

@@ -146,7 +146,7 @@ def main() -> None:
     )
     from core.clock import local_today
     from models.db import upgrade
-    from review.kpis import Period
+    from review.period import Period
     from review.report import make_report
 
     upgrade()

@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_CALLS_PER_MINUTE", "WeComClient", "strip_query"]
 
-DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
 EXTERNALCONTACT = "/cgi-bin/externalcontact"
 TOKEN_REFRESH_MARGIN = 60.0  # seconds: re-fetch a token that has less than this left
 DEFAULT_CALLS_PER_MINUTE = 2000  # per API; WeCom allows 10,000 per API per company

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # write less (1,000,000 customers: 10 batches, two in memory at a time).
     batch_size: int = Field(default=100_000, alias="SOPFLOW_BATCH_SIZE", ge=1)
 
-    # Restraint (克制): quiet hours and frequency caps, shared by every SOP (tasks/guard.py, tasks/caps.py).
+    # Restraint (克制): quiet hours and frequency caps, shared by every SOP (engine/guard.py, engine/caps.py, engine/reservations.py).
     # Quiet hours are local time in `timezone`; a window may wrap midnight (22:00-08:00) and
     # start == end disables it. 1:1 touches in quiet hours wait for `quiet_end`; group touches are skipped.
     quiet_start: dt.time = Field(default=dt.time(22, 0), alias="SOPFLOW_QUIET_START")

@@ -9,13 +9,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from models.audience import GroupTarget
 from models.commerce import Deal, Product
 from models.vocab import THEMES
-from soplang.template import render, step_basics
-from tasks.audience import GroupTarget
+from soplang.context import step_basics
+from soplang.spec import SopSpec
+from soplang.template import render
 
 
-def deal_slot(spec: Any) -> str:
+def deal_slot(spec: SopSpec) -> str:
     """Which daily deals a community SOP announces: its `slot`, else by the hour it runs."""
     slot = getattr(spec, "slot", None)
     if slot:
@@ -100,7 +102,7 @@ def group_context(
 
 def render_for_group(
     compiled: Any,
-    spec: Any,
+    spec: SopSpec,
     group: GroupTarget,
     deals: list[dict[str, Any]],
     *,

@@ -10,9 +10,11 @@ from typing import Any
 
 from jinja2 import nodes
 
+from models.audience import CustomerTarget
 from models.vocab import STAGES, TIERS
-from soplang.template import CompiledStep, environment, render, step_basics
-from tasks.audience import CustomerTarget
+from soplang.context import step_basics
+from soplang.environment import environment
+from soplang.template import CompiledStep, render
 
 
 def customer_view(customer: CustomerTarget) -> dict[str, Any]:

@@ -14,21 +14,23 @@ from sqlmodel import Session, col
 from core.clock import at_local, local
 from core.errors import SopDefinitionError
 from core.settings import get_settings
+from engine.audience import StageEntryAudience
+from models.audience import CustomerTarget
 from models.commerce import Order, OrderLine, Product
 from models.db import session_scope
 from models.vocab import CATEGORIES, STAGES
-from soplang.template import environment
-from tasks.audience import CustomerTarget, StageEntryAudience
+from soplang.environment import environment
+from soplang.spec import SopSpec
 
 Context = dict[int, dict[str, Any]]  # customer id -> extra template variables
 
 
-def sop_timezone(spec: Any) -> str:
+def sop_timezone(spec: SopSpec) -> str:
     """The timezone of a lifecycle SOP's days: its schedule's, else the configured one (as caps)."""
     return spec.schedule.timezone if spec.schedule else get_settings().timezone
 
 
-def stage_entry_audience(spec: Any, step: str, day: dt.date) -> StageEntryAudience:
+def stage_entry_audience(spec: SopSpec, step: str, day: dt.date) -> StageEntryAudience:
     """The step's audience on `day`: the SOP's customers who entered its stage `after` days before.
 
     The stage filter is the customer's current stage, so one who left it meanwhile (bought again,
@@ -123,7 +125,7 @@ def monthly_reports(
 
 
 def lifecycle_context(
-    spec: Any, step: str, customers: Sequence[CustomerTarget], *, day: dt.date
+    spec: SopSpec, step: str, customers: Sequence[CustomerTarget], *, day: dt.date
 ) -> Context:
     """Per customer, the lifecycle variables the step's text reads (none for other kinds)."""
     if spec.kind != "lifecycle" or not customers:

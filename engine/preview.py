@@ -6,16 +6,17 @@ import datetime as dt
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlmodel import Session
 
 from channels.base import MAX_CHAT_IDS
 from core.errors import SopError
 from engine.community_context import deal_slot, deals_for_group, deals_of_day, render_for_group
+from engine.compose import CommunityContent
+from models.audience import first_group, group_id_ranges, groups_in_range
 from models.db import session_scope
+from soplang.spec import SopSpec
 from soplang.template import compile_step
-from tasks.audience import first_group, group_id_ranges, groups_in_range
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Preview:
 
 
 def preview_step(
-    spec: Any,
+    spec: SopSpec,
     *,
     step: str | None = None,
     day: dt.date,
@@ -66,7 +67,7 @@ def preview_step(
     return _preview_groups(spec, step, day, chat_id)
 
 
-def _preview_groups(spec: Any, step: str, day: dt.date, chat_id: str | None) -> Preview:
+def _preview_groups(spec: SopSpec, step: str, day: dt.date, chat_id: str | None) -> Preview:
     compiled = compile_step(spec, step)
     slot = deal_slot(spec)
     with session_scope() as session:
@@ -106,27 +107,24 @@ class StepTally:
     sample_for: str | None = None  # the group it was rendered for
 
 
-def tally_group_step(spec: Any, step: str, day: dt.date, *, session: Session) -> StepTally:
+def tally_group_step(spec: SopSpec, step: str, day: dt.date, *, session: Session) -> StepTally:
     """Render `step` for every group of the audience on `day`; count recipients and tasks per sender."""
-    compiled = compile_step(spec, step)
-    slot = deal_slot(spec)
-    audience = spec.audience.groups
-    deals = deals_of_day(day, slot, session=session)
+    content = CommunityContent(spec, step, day, deal_slot(spec))
+    audience = spec.audience.groups if spec.audience else None
     tally = StepTally()
     targets_per_call: Counter[tuple[str, str]] = Counter()
     for id_range in group_id_ranges(audience, batch_size=5000, session=session):
-        for group in groups_in_range(audience, id_range, session=session):
-            tally.recipients += 1
-            group_deals = deals_for_group(deals, group)
-            if not group_deals:
-                tally.without_deals += 1
-                continue
-            text = render_for_group(compiled, spec, group, group_deals, day=day, slot=slot)
-            targets_per_call[(group.owner_userid, text)] += 1
-            if tally.sample is None:
-                tally.sample, tally.sample_for = text, f"{group.name} ({group.chat_id})"
+        groups = groups_in_range(audience, id_range, session=session)
+        rendered = content.render(groups)
+        tally.recipients += len(groups)
+        tally.without_deals += len(rendered.skipped)
+        for group in groups:
+            if group.id in rendered.texts:
+                targets_per_call[(group.owner_userid, rendered.texts[group.id])] += 1
+        if tally.sample is None and rendered.sample is not None:
+            tally.sample, tally.sample_for = rendered.sample, rendered.sample_for
     # One add_msg_template call, i.e. one task for the sender to confirm, per sender, text and
     # 2,000 chat ids.
-    for (sender, _text), groups in targets_per_call.items():
-        tally.tasks_per_sender[sender] += math.ceil(groups / MAX_CHAT_IDS)
+    for (sender, _text), groups_sent in targets_per_call.items():
+        tally.tasks_per_sender[sender] += math.ceil(groups_sent / MAX_CHAT_IDS)
     return tally

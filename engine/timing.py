@@ -6,12 +6,12 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 STAGES = ("audience", "guards", "record", "render", "dispatch")
-_spent: Counter[str] = Counter()
+_spent: defaultdict[str, float] = defaultdict(float)
 _lock = threading.Lock()
 
 
@@ -63,8 +63,3 @@ def gc_paused() -> Iterator[None]:
             _gc_pauses -= 1
             if _gc_pauses == 0 and _gc_was_enabled:
                 gc.enable()
-
-
-def collect_garbage() -> None:
-    """Free what reference counting cannot, now (between windows, while no batch is being built)."""
-    gc.collect()

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from core.clock import local
+from engine.events import PendingEvent
 from models.commerce import Order, OrderLine, Product
-from tasks.events import PendingEvent
 
 Variables = dict[str, Any]
 

@@ -12,10 +12,11 @@ from prefect.runtime import flow_run
 from core.clock import local_today, utcnow
 from core.settings import get_settings
 from engine.lifecycle_context import stage_entry_audience
-from flows.community import occurrence_day
 from flows.customers import customer_sop, run_name
+from flows.pipeline import occurrence_day
+from soplang.selection import runs_that_day
 from tasks.outcomes import publish_not_today
-from tasks.sops import load_sop_by_id, runs_that_day
+from tasks.sops import load_sop_by_id
 from tasks.stages import classify_stages_task, stage_totals_task
 
 

@@ -11,9 +11,10 @@ from prefect.client.schemas.objects import State
 
 from core.clock import local_today, utcnow
 from core.settings import get_settings
+from engine.results import unknown_message
+from flows.pipeline import failed_run
 from tasks.caps import reserve_day_task
-from tasks.outcomes import failed_run
-from tasks.results import collect_results_task, unknown_message
+from tasks.results import collect_results_task
 from tasks.sops import load_all_sops
 
 

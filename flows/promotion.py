@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.clock import local_today, utcnow
 from core.errors import SopDefinitionError
 from core.settings import get_settings
-from models.deliveries import Occurrence
-from tasks.audience import plan_group_batches, resolve_groups
+from engine.compose import CampaignContent
+from flows.pipeline import WORKERS, OccurrencePlan, send_occurrence, unsettled_failure
 from tasks.campaign import (
     campaign_context,
     check_campaign_step,
@@ -21,12 +22,7 @@ from tasks.campaign import (
     follow_up_deferred,
     load_campaign,
     publish_campaign_skip,
-    render_campaign_messages,
 )
-from tasks.dispatch import dispatch_batch
-from tasks.outcomes import RunTally, gather, publish_outcomes, unsettled_failure
-from tasks.plan import plan_group_touches
-from tasks.reconcile import reconcile_sending
 from tasks.sops import load_sop_by_id
 
 CHANNELS = ("group",)  # promotion steps post to customer groups (客户群群发)
@@ -38,7 +34,11 @@ def run_name() -> str:
     return f"{parameters['campaign_code']} {parameters['step']}"
 
 
-@flow(name="promotion-step", flow_run_name=run_name)
+@flow(
+    name="promotion-step",
+    flow_run_name=run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=WORKERS),  # type: ignore[arg-type]
+)
 def promotion_step(
     campaign_code: str, step: str, now: dt.datetime | None = None
 ) -> dict[str, Any] | State[Any]:
@@ -66,22 +66,16 @@ def promotion_step(
         return {"occurrence": campaign.code, "step": step, "skipped": reason}
     shared = campaign_context(campaign, spec, step, now)
     day = local_today(now, get_settings().timezone)
-    occurrence = Occurrence(spec.id, step, campaign.code, get_settings().channel, flow_run.id)
-    tally = RunTally(reconciled=reconcile_sending(occurrence).counts())
-    ranges = plan_group_batches(spec.audience.groups, get_settings().batch_size)
-    groups = resolve_groups.map(unmapped(spec.audience.groups), ranges)
-    planned = plan_group_touches.map(unmapped(occurrence), groups, unmapped(now), unmapped(spec))
-    composed = render_campaign_messages.map(
-        unmapped(spec), unmapped(step), planned, unmapped(shared), unmapped(day)
+    plan = OccurrencePlan(
+        spec,
+        step,
+        day,
+        label=campaign.code,
+        shape="groups",
+        audience=spec.audience.groups,
+        content=CampaignContent(spec, step, day, shared),
     )
-    dispatched = dispatch_batch.map(unmapped("group"), composed)
-    sent, errors = gather(dispatched)
-    for batch in zip(planned.result(), composed.result(), sent, strict=True):
-        tally.add(*batch)
-    summary = publish_outcomes(occurrence, spec.title, tally, now)
-    follow_up_deferred(campaign, step, tally, now)
+    summary, errors = send_occurrence(plan, now=now)
+    follow_up_deferred(campaign, step, summary["deferred"], now)
     finish_campaign(campaign, spec, step)
-    get_run_logger().info(
-        "%s %s: %s", campaign.code, step, summary["this_run"] or "nothing new to send"
-    )
     return unsettled_failure([summary], errors) or summary

@@ -11,13 +11,13 @@ from prefect.runtime import flow_run
 
 from core.clock import local, local_today, utcnow
 from core.settings import get_settings
+from engine.outcomes import RunTally
+from engine.triggers import Drained, add_tally
+from flows.pipeline import unsettled_failure
 from soplang.spec import SopSpec
 from tasks.events import claim_events, complete_events, release_events
-from tasks.outcomes import RunTally, unsettled_failure
 from tasks.reconcile import reconcile_sops
 from tasks.triggers import (
-    Drained,
-    add_tally,
     load_trigger_sops,
     publish_trigger_outcomes,
     quiet_hours_wait,

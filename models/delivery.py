@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
 
-# The reason a skipped row records for a customer held out of an SOP (tasks/guard.py); the
+# The reason a skipped row records for a customer held out of an SOP (engine/guard.py); the
 # review (review/kpis.py) reads it back to compare the held-out with the treated.
 HOLDOUT = "holdout"
 
@@ -28,19 +28,22 @@ class DeliveryStatus(StrEnum):
     UNKNOWN = "unknown"  # caught mid-send and not reconcilable; never resent
 
 
-# Rows in these states are done for their idempotency key: a re-run never sends them again.
-# `failed` is not among them: WeCom accepted nothing, so a re-run may try again.
-FINAL_STATUSES = frozenset(
-    {
-        DeliveryStatus.SENT,
-        DeliveryStatus.DELIVERED,
-        DeliveryStatus.NOT_A_FRIEND,
-        DeliveryStatus.OVER_WECOM_LIMIT,
-        DeliveryStatus.UNCONFIRMED,
-        DeliveryStatus.UNKNOWN,
-        DeliveryStatus.SKIPPED,
-    }
-)
+# The status sets, each defined here once. A row that is neither sendable nor `sending` is done
+# for its idempotency key: a re-run of its occurrence never sends it again.
+_S = DeliveryStatus
+# A run of the row's occurrence may (re)send it: `failed` means WeCom accepted nothing.
+SENDABLE: tuple[DeliveryStatus, ...] = (_S.PLANNED, _S.FAILED)
+SENDABLE_VALUES = frozenset(s.value for s in SENDABLE)
+# What keeps a run from being complete (`unknown` only while WeCom never gave it a msgid).
+NOT_FINAL: tuple[DeliveryStatus, ...] = (*SENDABLE, _S.SENDING, _S.UNKNOWN)
+# May have reached, or will reach, the target: counts against the frequency caps (skipped,
+# failed, not_a_friend, over_wecom_limit and unconfirmed never did).
+COUNTED: tuple[DeliveryStatus, ...] = (_S.PLANNED, _S.SENDING, _S.SENT, _S.DELIVERED, _S.UNKNOWN)
+
+
+def status_values(statuses: tuple[DeliveryStatus, ...]) -> tuple[str, ...]:
+    """The statuses as stored in `delivery.status`, for SQL."""
+    return tuple(s.value for s in statuses)
 
 
 class Message(SQLModel, table=True):

@@ -21,7 +21,7 @@ class SopPriority(SQLModel, table=True):
 
 
 class CapReservation(SQLModel, table=True):
-    """A customer's place in the queue for one SOP step's slot on one local day (see tasks/caps.py)."""
+    """A customer's place in the queue for one SOP step's slot on one local day (see engine/reservations.py)."""
 
     __tablename__ = "cap_reservation"
     __table_args__ = (

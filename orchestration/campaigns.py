@@ -31,9 +31,9 @@ from prefect.states import Cancelled, Scheduled
 from core.clock import at_local, utcnow
 from core.errors import SopError
 from core.settings import get_settings
+from engine.campaign import find_campaign, set_campaign, step_due_times, upcoming_codes
 from models.db import session_scope
 from soplang.loader import find_sop
-from tasks.campaign import find_campaign, set_campaign, step_due_times, upcoming_codes
 
 DEPLOYMENT = "promotion-step/promotion-step"  # <flow name>/<deployment name>
 PENDING = (StateType.SCHEDULED, StateType.PENDING)  # Late runs are SCHEDULED too

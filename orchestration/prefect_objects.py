@@ -157,7 +157,6 @@ def ensure_prefect_objects_once() -> None:
         )
 
 
-
 @lru_cache(maxsize=8)
 def _ensure_once(_api_url: str, slots: int, heartbeats: bool) -> None:
     ensure_call_limit(slots)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from sqlalchemy import Integer, and_, case, delete, func, insert, literal, select, union_all
+from sqlalchemy import Integer, Select, and_, case, delete, func, insert, literal, select, union_all
+from sqlalchemy.sql.expression import ColumnElement, Exists
 from sqlmodel import Session, col
 
 from core.clock import utcnow
@@ -14,7 +16,7 @@ from models.delivery import Delivery, DeliveryStatus
 from models.people import GroupMember
 from models.review import Attribution
 from review.sql_time import hours_after, hours_before
-from soplang.spec import WINDOW_PATTERN
+from soplang.spec import WINDOW_PATTERN, SopSpec
 
 DEFAULT_WINDOW_HOURS = 72
 # A touch's row is planned before it is sent (deferral over quiet hours, an approval pause), so
@@ -36,16 +38,15 @@ def window_hours(window: str | None) -> int:
     return amount * 24 if unit == "d" else amount
 
 
-def sop_windows(specs: Iterable[object]) -> dict[str, int]:
+def sop_windows(specs: Iterable[SopSpec]) -> dict[str, int]:
     """Each loaded SOP's attribution window in hours (`attribution: {window: …}`)."""
-    windows = {}
-    for spec in specs:
-        attribution = getattr(spec, "attribution", None)
-        windows[str(spec.id)] = window_hours(attribution.window if attribution else None)
-    return windows
+    return {
+        spec.id: window_hours(spec.attribution.window if spec.attribution else None)
+        for spec in specs
+    }
 
 
-def window_of(sop_column: object, windows: Mapping[str, int]) -> object:
+def window_of(sop_column: Any, windows: Mapping[str, int]) -> ColumnElement[int]:
     """The window in hours of the SOP in `sop_column`, as an SQL expression."""
     if not windows:
         return literal(DEFAULT_WINDOW_HOURS, Integer)
@@ -56,7 +57,7 @@ def window_of(sop_column: object, windows: Mapping[str, int]) -> object:
     )
 
 
-def counted_orders(starts: dt.datetime, ends: dt.datetime) -> object:
+def counted_orders(starts: dt.datetime, ends: dt.datetime) -> ColumnElement[bool]:
     """Orders placed in [starts, ends) that count as conversions."""
     return and_(
         col(Order.placed_at) >= starts,
@@ -67,7 +68,7 @@ def counted_orders(starts: dt.datetime, ends: dt.datetime) -> object:
 
 def _candidates(
     starts: dt.datetime, ends: dt.datetime, windows: Mapping[str, int], *, through_groups: bool
-) -> object:
+) -> Select[Any]:
     """(order, delivered touch) pairs where the touch was sent within the SOP's window before it."""
     window = window_of(Delivery.sop_id, windows)
     longest = max([DEFAULT_WINDOW_HOURS, *windows.values()])
@@ -81,7 +82,7 @@ def _candidates(
         col(Delivery.sent_at).label("touched_at"),
         col(Order.placed_at).label("placed_at"),
         col(Order.total_fen).label("revenue_fen"),
-        window.label("window_hours"),  # type: ignore[attr-defined]
+        window.label("window_hours"),
     ]
     touch = [
         col(Delivery.status) == DeliveryStatus.DELIVERED.value,
@@ -113,8 +114,8 @@ def attribute_orders(
     """
     now = now or utcnow()
     candidates = union_all(
-        _candidates(starts, ends, windows, through_groups=False),  # type: ignore[arg-type]
-        _candidates(starts, ends, windows, through_groups=True),  # type: ignore[arg-type]
+        _candidates(starts, ends, windows, through_groups=False),
+        _candidates(starts, ends, windows, through_groups=True),
     ).subquery("candidate")
     ranked = select(
         *candidates.c,
@@ -164,7 +165,7 @@ def attribute_orders(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def converted_within(touched_at: object, customer_id: object, window: object) -> object:
+def converted_within(touched_at: Any, customer_id: Any, window: Any) -> Exists:
     """EXISTS an order of `customer_id` placed within `window` hours after `touched_at`."""
     return (
         select(literal(1))

@@ -1,49 +1,32 @@
-"""The review's charts as PNG bytes, drawn on bare matplotlib Figures (Agg, no pyplot state)."""
+"""The review's four charts, each drawn as PNG bytes with a one-sentence text alternative."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
-import shutil
-import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from matplotlib import font_manager
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from review.chart_canvas import (
+    BAD,
+    DELIVERED,
+    GOOD,
+    NEUTRAL,
+    NO_DATA,
+    ORDERS,
+    SENT,
+    empty_chart,
+    new_figure,
+    png_bytes,
+    thousands,
+)
+from review.chart_fonts import drawable_labels, label_font
 from review.model import Review, Row, Uplift
 
-SIZE = (8.0, 3.5)  # inches; at DPI 100 each PNG is a few tens of KB
-DPI = 100
 MAX_BARS = 12
-NO_DATA = "no data in this period"
-SENT, DELIVERED, ORDERS = "#a9bfdc", "#3b6ea8", "#d9822b"
-GOOD, BAD, NEUTRAL = "#2e8540", "#c0392b", "#7f8c8d"
-
-# Families with Chinese glyphs that matplotlib may already know (macOS, Windows, common Linux packages).
-CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei",
-    "PingFang SC",
-    "Hiragino Sans GB",
-    "Microsoft YaHei",
-    "SimHei",
-    "Heiti SC",
-    "Droid Sans Fallback",
-)
 
 
 @dataclass(frozen=True)
@@ -91,8 +74,8 @@ def sends_and_conversions(daily: Sequence[Row]) -> bytes:
     title = "Sends and conversions per day"
     rows = sorted(daily, key=lambda row: str(row.get("day")))
     if not rows:
-        return _empty(title)
-    figure, axes = _figure()
+        return empty_chart(title)
+    figure, axes = new_figure()
     xs = list(range(len(rows)))
     axes.bar(
         [x - 0.2 for x in xs], [_num(r.get("sent")) for r in rows], 0.4, color=SENT, label="sent"
@@ -105,7 +88,7 @@ def sends_and_conversions(daily: Sequence[Row]) -> bytes:
         label="delivered",
     )
     axes.set_ylabel("messages")
-    axes.yaxis.set_major_formatter(_thousands())
+    axes.yaxis.set_major_formatter(thousands())
     orders = axes.twinx()
     orders.plot(
         xs,
@@ -118,7 +101,7 @@ def sends_and_conversions(daily: Sequence[Row]) -> bytes:
     orders.set_ylabel("orders attributed", color=ORDERS)
     orders.set_ylim(bottom=0)
     orders.yaxis.set_major_locator(MaxNLocator(integer=True))
-    orders.yaxis.set_major_formatter(_thousands())
+    orders.yaxis.set_major_formatter(thousands())
     step = max(1, math.ceil(len(rows) / 12))
     axes.set_xticks(xs[::step], [_day(r.get("day")) for r in rows[::step]], fontsize=8)
     handles = axes.get_legend_handles_labels()
@@ -132,7 +115,7 @@ def sends_and_conversions(daily: Sequence[Row]) -> bytes:
         frameon=False,
     )
     axes.set_title(title, fontsize=10)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def skip_reasons(rows: Sequence[Row]) -> bytes:
@@ -142,19 +125,19 @@ def skip_reasons(rows: Sequence[Row]) -> bytes:
         [(r.get("reason"), _num(r.get("count"))) for r in rows if _num(r.get("count")) > 0]
     )
     if not counts:
-        return _empty(title)
-    figure, axes = _figure()
-    labels = _labels(reason for reason, _ in counts)
+        return empty_chart(title)
+    figure, axes = new_figure()
+    labels = drawable_labels(reason for reason, _ in counts)
     ys = list(range(len(counts)))
     bars = axes.barh(ys, [count for _, count in counts], color=DELIVERED)
     axes.bar_label(bars, [f"{count:,.0f}" for _, count in counts], padding=3, fontsize=8)
-    axes.set_yticks(ys, labels, fontproperties=_font())
+    axes.set_yticks(ys, labels, fontproperties=label_font())
     axes.invert_yaxis()
-    axes.xaxis.set_major_formatter(_thousands())
+    axes.xaxis.set_major_formatter(thousands())
     axes.set_xlabel("recipients skipped")
     axes.margins(x=0.12)
     axes.set_title(title, fontsize=10)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def uplift(rows: Sequence[Uplift]) -> bytes:
@@ -163,8 +146,8 @@ def uplift(rows: Sequence[Uplift]) -> bytes:
     measured = [row for row in rows if row.uplift is not None]
     shown = measured[:MAX_BARS]
     if not shown:
-        return _empty(title)
-    figure, axes = _figure()
+        return empty_chart(title)
+    figure, axes = new_figure()
     for y, row in enumerate(shown):
         value = 100 * (row.uplift or 0.0)
         if row.ci_low is not None and row.ci_high is not None:
@@ -183,12 +166,14 @@ def uplift(rows: Sequence[Uplift]) -> bytes:
             fontsize=8,
         )
     axes.axvline(0, color="black", linewidth=0.8)
-    axes.set_yticks(range(len(shown)), _labels(row.sop_id for row in shown), fontproperties=_font())
+    axes.set_yticks(
+        range(len(shown)), drawable_labels(row.sop_id for row in shown), fontproperties=label_font()
+    )
     axes.set_ylim(len(shown) - 0.5, -0.5)
     axes.set_xlabel("conversion uplift, percentage points (treated − holdout)")
     axes.margins(x=0.15)
     axes.set_title(_of(title, len(shown), len(measured)), fontsize=10)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def after_touch(rows: Sequence[Row]) -> bytes:
@@ -197,8 +182,8 @@ def after_touch(rows: Sequence[Row]) -> bytes:
     ranked = sorted(rows, key=lambda row: -_num(row.get("touched")))
     shown = ranked[:MAX_BARS]
     if not shown:
-        return _empty(title)
-    figure, axes = _figure()
+        return empty_chart(title)
+    figure, axes = new_figure()
     ys = list(range(len(shown)))
     for offset, (share, count, label, color) in zip(
         (-0.2, 0.2),
@@ -213,14 +198,16 @@ def after_touch(rows: Sequence[Row]) -> bytes:
         axes.bar_label(
             bars, [f"{_num(row.get(count)):,.0f}" for row in shown], padding=3, fontsize=7
         )
-    axes.set_yticks(ys, _labels(row.get("sop_id") for row in shown), fontproperties=_font())
+    axes.set_yticks(
+        ys, drawable_labels(row.get("sop_id") for row in shown), fontproperties=label_font()
+    )
     axes.invert_yaxis()
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.1f}%"))
     axes.set_xlabel("share of people reached (bar labels: people)")
     axes.margins(x=0.12)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, fontsize=8, frameon=False)
     axes.set_title(_of(title, len(shown), len(rows)), fontsize=10)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 # ---------------------------------------------------------------- alt texts
@@ -272,43 +259,7 @@ def _after_touch_alt(rows: Sequence[Row]) -> str:
     )
 
 
-# ---------------------------------------------------------------- drawing helpers
-
-
-def _figure() -> tuple[Figure, Axes]:
-    figure = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.spines[["top", "right"]].set_visible(False)
-    axes.tick_params(labelsize=8)
-    return figure, axes
-
-
-def _empty(title: str) -> bytes:
-    figure, axes = _figure()
-    axes.axis("off")
-    axes.set_title(title, fontsize=10)
-    axes.text(
-        0.5,
-        0.5,
-        NO_DATA,
-        ha="center",
-        va="center",
-        fontsize=12,
-        color=NEUTRAL,
-        transform=axes.transAxes,
-    )
-    return _png(figure)
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _thousands() -> FuncFormatter:
-    return FuncFormatter(lambda value, _: f"{value:,.0f}")
+# ---------------------------------------------------------------- what the charts are drawn from
 
 
 def _of(title: str, shown: int, total: int) -> str:
@@ -347,62 +298,4 @@ def _day(value: Any) -> str:
             pass
     if isinstance(value, dt.date):
         return value.strftime("%m-%d")
-    return _labels([value])[0]
-
-
-# ---------------------------------------------------------------- fonts and labels
-
-
-@cache
-def _font() -> FontProperties:
-    """A font with Chinese glyphs when one is installed, else matplotlib's default sans."""
-    path = _cjk_font_file()
-    return (
-        FontProperties(fname=path, size=8) if path else FontProperties(family="DejaVu Sans", size=8)
-    )
-
-
-def _cjk_font_file() -> str | None:
-    for entry in font_manager.fontManager.ttflist:
-        if entry.name in CJK_FAMILIES:
-            return str(entry.fname)
-    fc_list = shutil.which("fc-list")
-    if not fc_list:
-        return None
-    try:
-        listing = subprocess.run(
-            [fc_list, ":lang=zh", "file"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    files = [line.split(":")[0].strip() for line in listing.splitlines()]
-    usable = [f for f in files if Path(f).suffix.lower() in {".ttf", ".otf", ".ttc"}]
-    # Regular sans faces read best at 8 pt; bold and serif (Ming) faces only when nothing else is.
-    usable.sort(
-        key=lambda f: ("bold" in f.lower(), not any(s in f.lower() for s in ("sans", "hei")), f)
-    )
-    return usable[0] if usable else None
-
-
-@cache
-def _has_glyph(character: str) -> bool:
-    font = font_manager.get_font(font_manager.findfont(_font()))
-    return character.isspace() or font.get_char_index(ord(character)) != 0
-
-
-def _labels(values: Iterable[Any], limit: int = 28) -> list[str]:
-    """Labels the chart font can draw: missing glyphs shown as "…" (never a warning), "#n" when nothing is left."""
-    labels = []
-    for number, value in enumerate(values, start=1):
-        text = ""
-        for character in " ".join(str(value if value is not None else "—").split()):
-            if _has_glyph(character):
-                text += character
-            elif not text.endswith("…"):
-                text += "…"
-        if not any(character.isalnum() for character in text):
-            text = f"#{number}"
-        if len(text) > limit:
-            text = text[: limit - 1] + "…"
-        labels.append(text.replace("$", r"\$"))  # "$" would start mathtext
-    return labels
+    return drawable_labels([value])[0]

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from review.html import (
+from review.formatting import (
     BREAKDOWNS,
     column_label,
     confidence_interval,
@@ -25,6 +25,16 @@ from review.html import (
 )
 from review.model import Review, Row
 
+# Table artifacts published per review, each with the rows an operator sorts in the UI.
+ARTIFACT_TABLES = {
+    "sop": "Outcomes and conversion per SOP",
+    "step": "Outcomes per SOP step",
+    "region": "Outcomes per region",
+    "uplift": "Treated vs holdout conversion per SOP (95 % CI)",
+    "after_touch": "Deletions and opt-outs within 7 days after touches",
+    "staff_confirmation": "Staff confirmation of mass messages (least confirmed first)",
+}
+ARTIFACT_ROWS = 200  # the UI lists a table artifact in full; the HTML report has the rest
 SECTIONS = ("skip_reasons", "uplift", "daily", "after_touch", "loyalty", "staff_confirmation")
 POINTS_COLUMNS = ("uplift", "ci_low", "ci_high")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|#&~])")
@@ -79,6 +89,16 @@ def table_rows(review: Review, key: str, *, limit: int | None = None) -> list[di
     rows = _rows(review, key)
     columns = ordered_columns(rows)
     return [{_name(c): _json(c, row.get(c)) for c in columns} for row in rows[:limit]]
+
+
+def artifact_tables(review: Review) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(key, description, rows) of each table artifact a review publishes; empty tables left out."""
+    tables = []
+    for key, description in ARTIFACT_TABLES.items():
+        rows = table_rows(review, key, limit=ARTIFACT_ROWS)
+        if rows:
+            tables.append((key, description, rows))
+    return tables
 
 
 def _rows(review: Review, key: str) -> list[Row]:

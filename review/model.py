@@ -1,4 +1,4 @@
-"""What a review (复盘) holds: the numbers computed by review/kpis.py, read by every report format."""
+"""What a review (复盘) holds: the numbers put together by review/build.py, read by every report format."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from typing import Any
 
 # Money is in fen (分), like the tables; rates are fractions (0.031 = 3.1 %).
 Row = dict[str, Any]
+
+
+def rate(part: float | None, whole: float | None) -> float | None:
+    """`part / whole`, or None when there is nothing to divide by (or no part)."""
+    return part / whole if part is not None and whole else None
 
 
 @dataclass(frozen=True)

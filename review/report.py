@@ -6,15 +6,16 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.clock import local_today
 from core.errors import SopError
 from core.settings import Settings, get_settings
+from review.build import Progress, build_review
 from review.html import write_report
-from review.kpis import Period
 from review.model import Review
+from review.period import Period
 from review.targets import TARGETS_FILE
 from soplang.loader import load_sops
 from soplang.spec import did_you_mean
-from tasks.review import Progress, build_review
 
 PERIODS = ("week", "month")
 LONGEST_PERIOD_DAYS = 366
@@ -22,6 +23,8 @@ LONGEST_PERIOD_DAYS = 366
 
 @dataclass(frozen=True)
 class Report:
+    """A review and where its HTML page was written."""
+
     review: Review
     path: Path
 
@@ -38,6 +41,7 @@ def last_period(kind: str, today: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def check_period(starts: dt.date, ends: dt.date) -> None:
+    """Refuse a period that ends before it starts or is longer than a year."""
     if ends < starts:
         raise SopError(
             f"the period ends ({ends}) before it starts ({starts}); swap --from and --to"
@@ -46,6 +50,21 @@ def check_period(starts: dt.date, ends: dt.date) -> None:
         raise SopError(
             f"{starts} to {ends} is longer than {LONGEST_PERIOD_DAYS} days; review a year at most"
         )
+
+
+def review_period(
+    period: str, starts: dt.date | str | None, ends: dt.date | str | None
+) -> tuple[dt.date, dt.date]:
+    """The days reviewed: `starts`–`ends` when given, else the last complete week or month."""
+    if (starts is None) != (ends is None):
+        raise ValueError("give both `starts` and `ends`, or neither to review the last period")
+    if starts is None or ends is None:
+        return last_period(period, local_today(tz=get_settings().timezone))
+    first, last = (
+        d if isinstance(d, dt.date) else dt.date.fromisoformat(d) for d in (starts, ends)
+    )
+    check_period(first, last)
+    return first, last
 
 
 def make_report(

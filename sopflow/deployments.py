@@ -11,6 +11,7 @@ import yaml
 from core.clock import DEFAULT_TZ
 from core.errors import SopDefinitionError
 from soplang.loader import load_sops
+from soplang.spec import SopSpec
 
 WORK_POOL = "sopflow"
 PREFECT_VERSION = "3.8.8"
@@ -105,7 +106,7 @@ HOUSEKEEPING = [
 ]
 
 
-def deployment_for(spec: Any, sop_root: Path) -> dict[str, Any]:
+def deployment_for(spec: SopSpec, sop_root: Path) -> dict[str, Any]:
     """The prefect.yaml entry running one SOP on its schedule."""
     entrypoint = ENTRYPOINTS.get(spec.kind)
     if entrypoint is None:
@@ -127,7 +128,7 @@ def deployment_for(spec: Any, sop_root: Path) -> dict[str, Any]:
     return entry
 
 
-def lifecycle_deployments(spec: Any, sop_root: Path) -> list[dict[str, Any]]:
+def lifecycle_deployments(spec: SopSpec, sop_root: Path) -> list[dict[str, Any]]:
     """One prefect.yaml entry per lifecycle step, daily at its `send_at` in the SOP's timezone."""
     timezone = spec.schedule.timezone if spec.schedule else DEFAULT_TZ
     entries = []
@@ -150,7 +151,7 @@ def lifecycle_deployments(spec: Any, sop_root: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def deployments_for(spec: Any, sop_root: Path) -> list[dict[str, Any]]:
+def deployments_for(spec: SopSpec, sop_root: Path) -> list[dict[str, Any]]:
     """The prefect.yaml entries of one SOP."""
     if spec.kind == "trigger":
         return []  # served by the drain-events deployment
@@ -187,8 +188,3 @@ def render_prefect_yaml(specs: Sequence[Any], sop_root: Path) -> str:
 def generate(sop_root: Path) -> str:
     """Load every SOP under `sop_root` and return prefect.yaml's text (does not write)."""
     return render_prefect_yaml(load_sops([sop_root]), sop_root)
-
-
-def is_stale(sop_root: Path, target: Path) -> bool:
-    """Whether `target` differs from what `sopflow deployments` would write."""
-    return not target.exists() or target.read_text(encoding="utf-8") != generate(sop_root)

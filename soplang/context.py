@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from soplang.filters import weekday_cn
 from soplang.spec import CHANNELS, IMPLICIT_STEP, KINDS, SopSpec
 
 _TZ = ZoneInfo("Asia/Shanghai")
@@ -373,3 +374,8 @@ def step_context(spec: SopSpec, step: str) -> dict[str, Any]:
     return sample_context(
         spec.kind, spec.channel, step, spec.on, sop={"id": spec.id, "title": spec.title}
     )
+
+
+def step_basics(day: dt.date, sop_id: str, sop_title: str) -> dict[str, Any]:
+    """The variables every step's context has: `sop`, `today` and `weekday`."""
+    return {"today": day, "weekday": weekday_cn(day), "sop": {"id": sop_id, "title": sop_title}}

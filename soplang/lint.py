@@ -18,18 +18,22 @@ from soplang.context import (
     available_variables,
     step_context,
 )
-from soplang.loader import ParsedSop, Problem, duplicate_id_problems, parse_sop, sop_files
+from soplang.folder import duplicate_id_problems, sop_files
+from soplang.parse import parse_sop
+from soplang.problems import ParsedSop, Problem
 from soplang.spec import Section, SopSpec, did_you_mean
-from soplang.template import (
-    RenderFailure,
-    compile_template,
-    render,
-    static_text,
-    used_paths,
-    used_variables,
-)
+from soplang.template import RenderFailure, compile_template, render
+from soplang.template_scan import static_text, used_paths, used_variables
 
-__all__ = ["ABSOLUTE_CLAIMS", "MAX_BYTES", "Problem", "find_claims", "lint_paths", "main_lint"]
+__all__ = [
+    "ABSOLUTE_CLAIMS",
+    "MAX_BYTES",
+    "check_parsed",
+    "find_claims",
+    "lint_file",
+    "lint_paths",
+    "main_lint",
+]
 
 # WeCom limits on one text message, in UTF-8 bytes: add_msg_template text.content, robot text.
 MAX_BYTES = {"customer": 4000, "group": 4000, "robot": 2048}
@@ -215,9 +219,9 @@ def _spec_warnings(parsed: ParsedSop, spec: SopSpec) -> None:
             )
 
 
-def lint_file(path: str | Path) -> ParsedSop:
-    """One file parsed and checked; its `problems` hold everything found."""
-    parsed = parse_sop(path)
+def check_parsed(parsed: ParsedSop) -> ParsedSop:
+    """Add the checks that need the templates (syntax, variables, sample render, size, claims,
+    calendar) to a parsed file; `parsed` is returned with every problem found."""
     try:
         if parsed.sections or parsed.spec is not None:
             _file_problems(parsed)
@@ -226,6 +230,11 @@ def lint_file(path: str | Path) -> ParsedSop:
             1, f"lint could not finish this file ({type(exc).__name__}: {exc}); please report it"
         )
     return parsed
+
+
+def lint_file(path: str | Path) -> ParsedSop:
+    """One file parsed once and checked; its `problems` hold everything found."""
+    return check_parsed(parse_sop(path))
 
 
 def lint_paths(paths: str | Path | Iterable[str | Path]) -> list[Problem]:

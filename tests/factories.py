@@ -10,14 +10,14 @@ from sqlalchemy import func, insert
 from sqlmodel import col, select
 
 from core.clock import utcnow
+from engine.plan import PlannedBatch, plan_customers
+from models.audience import CustomerTarget, customer_id_ranges, customers_in_range
 from models.commerce import Campaign, CampaignItem, Deal, Event, Order, OrderLine, Product
 from models.db import session_scope
 from models.deliveries import Occurrence, set_status
 from models.delivery import Delivery, DeliveryStatus
 from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Store, Tag
 from soplang.spec import SopSpec
-from tasks.audience import CustomerTarget, customer_id_ranges, customers_in_range
-from tasks.plan import PlannedBatch, plan_customers
 
 
 @dataclass

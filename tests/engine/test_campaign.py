@@ -8,9 +8,7 @@ import pytest
 
 from core.clock import at_local
 from core.settings import PROJECT_ROOT
-from models.db import session_scope
-from soplang.loader import find_sop
-from tasks.campaign import (
+from engine.campaign import (
     burst_stats,
     find_campaign,
     item_views,
@@ -18,6 +16,8 @@ from tasks.campaign import (
     step_context,
     step_due_times,
 )
+from models.db import session_scope
+from soplang.loader import find_sop
 from tests.factories import add_campaign, add_customers, add_order, make_world
 
 DAY = dt.date(2026, 12, 11)

@@ -9,14 +9,15 @@ from sqlalchemy import select
 
 from core.clock import at_local
 from core.settings import reset_settings
+from engine import reservations
+from engine.reservations import scheduled_steps
 from models.commerce import Campaign
 from models.db import session_scope
 from models.deliveries import set_status
 from models.delivery import Delivery, DeliveryStatus
+from models.holdout import is_held_out
 from models.restraint import CapReservation
 from soplang.spec import SopSpec
-from tasks.audience import is_held_out
-from tasks.caps import reserve_day, scheduled_steps
 from tests.factories import (
     add_customers,
     customer_sop,
@@ -35,6 +36,12 @@ HIGH = customer_sop("vip-early-access", priority="high", cron="0 18 * * *", cate
 
 def at(hour: int, day: dt.date = DAY) -> dt.datetime:
     return at_local(day, hour, 0)
+
+
+def reserve_day(specs: list[SopSpec], day: dt.date, as_of: dt.datetime) -> reservations.DayPlan:
+    """Plan `day` as the plan-day flow does, in one transaction."""
+    with session_scope() as session:
+        return reservations.reserve_day(specs, day, as_of, session=session)
 
 
 def outcome(spec: SopSpec) -> dict[int, tuple[str, str | None]]:
@@ -277,3 +284,20 @@ def test_priority_arbitration_and_caps_hold_on_postgresql(postgres_url: str) -> 
     }
     assert {outcome(HIGH)[i] for i in customers} == {("sent", None)}
     assert {outcome(notice)[i] for i in customers} == {("sent", None)}
+
+
+def reserved_days() -> set[dt.date]:
+    with session_scope() as session:
+        return set(session.execute(select(CapReservation.day).distinct()).scalars())
+
+
+def test_planning_a_day_deletes_the_reservations_of_days_already_over(world) -> None:
+    add_customers(2)
+    tomorrow = DAY + dt.timedelta(days=1)
+    reserve_day([LOW, HIGH], DAY, PLANNING)
+
+    reserve_day([LOW, HIGH], tomorrow, at(21))  # planned the evening before: today still counts
+    assert reserved_days() == {DAY, tomorrow}
+
+    reserve_day([LOW, HIGH], tomorrow, at(6, tomorrow))
+    assert reserved_days() == {tomorrow}

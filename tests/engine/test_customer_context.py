@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from engine.customer_context import VIEW_SOURCES, customer_context, customer_view, segment_renderer
+from models.audience import CustomerTarget
 from soplang.template import compile_template, render
-from tasks.audience import CustomerTarget
 
 DAY = dt.date(2026, 11, 24)
 SINCE = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)

@@ -11,9 +11,9 @@ import pytest
 from channels.base import MassMessage, SendReceipt
 from channels.outbox import OutboxChannel
 from core.clock import at_local
-from tasks.compose import Composed
-from tasks.dispatch import send_grouped
-from tasks.plan import plan_customers
+from engine.compose import Composed
+from engine.dispatch import send_grouped
+from engine.plan import plan_customers
 from tests.factories import (
     add_customers,
     audience_of,

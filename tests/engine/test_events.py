@@ -11,11 +11,7 @@ from sqlmodel import col, select
 
 from core.clock import at_local
 from core.errors import EventError
-from models.commerce import Event, Order, Product
-from models.db import session_scope
-from soplang.spec import TRIGGER_EVENTS
-from tasks.audience import CustomerTarget
-from tasks.events import (
+from engine.events import (
     CLAIM_LEASE,
     EVENT_KINDS,
     claim,
@@ -25,7 +21,11 @@ from tasks.events import (
     record_price_drop,
     yuan_to_fen,
 )
-from tasks.triggers import EventOccurrence, EventTouch, rounds
+from engine.triggers import EventOccurrence, EventTouch, rounds
+from models.audience import CustomerTarget
+from models.commerce import Event, Order, Product
+from models.db import session_scope
+from soplang.spec import TRIGGER_EVENTS
 from tests.factories import add_customers, add_events, add_order, make_world
 
 DAY = dt.date(2026, 11, 24)

@@ -8,13 +8,13 @@ import pytest
 
 from core.clock import at_local
 from core.settings import get_settings, reset_settings
+from engine.guard import in_quiet_hours, quiet_hours_end
+from engine.plan import plan_customers, plan_groups
+from models.audience import group_id_ranges, groups_in_range
 from models.db import session_scope
 from models.deliveries import Occurrence
 from models.delivery import Delivery
 from soplang.spec import GroupAudience
-from tasks.audience import group_id_ranges, groups_in_range
-from tasks.guard import in_quiet_hours, quiet_hours_end
-from tasks.plan import due_deferred, plan_customers, plan_groups
 from tests.factories import (
     add_customers,
     audience_of,
@@ -100,19 +100,7 @@ def test_a_customer_touch_at_23_00_waits_for_08_00_and_a_later_run_sends_it_once
     assert deferred.not_before == NEXT_MORNING  # 08:00 Asia/Shanghai
     too_early = plan(spec, NEXT_MORNING - dt.timedelta(minutes=1))
     assert (too_early.touches, too_early.deferred) == ([], 3)
-    with session_scope() as session:
-        assert (
-            due_deferred(
-                occurrence(spec), now=NEXT_MORNING - dt.timedelta(minutes=1), session=session
-            )
-            == []
-        )
-        due = due_deferred(occurrence(spec), now=NEXT_MORNING, session=session)
-    assert [c.id for c in due] == customers
-
-    morning = plan_customers(
-        spec, occurrence(spec), due, now=NEXT_MORNING + dt.timedelta(minutes=5)
-    )
+    morning = plan(spec, NEXT_MORNING + dt.timedelta(minutes=5))
     assert sorted(t.target.id for t in morning.touches) == customers
     assert {t.delivery_id for t in morning.touches} == {r.id for r in delivery_rows().values()}
     mark_sent(morning)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tasks.dispatch import UNANSWERED
-from tasks.reconcile import SETTLE_MARGIN, StuckRow, match_chunks, wait_until_settled
+from engine.dispatch import UNANSWERED
+from engine.reconcile import SETTLE_MARGIN, StuckRow, match_chunks, wait_until_settled
 
 T0 = dt.datetime(2026, 11, 24, 0, 30, tzinfo=dt.UTC)
 

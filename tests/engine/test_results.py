@@ -6,14 +6,14 @@ import datetime as dt
 
 import pytest
 
-from channels.emulator import WeComEmulator
+from channels.emulator.core import WeComEmulator
 from channels.wecom import WeComClient
 from core.clock import at_local
 from core.settings import get_settings
+from engine.results import RESULT_STATUS, apply_results, collect
 from flows.community import community_sop
 from flows.maintenance import collect_results
 from models.db import session_scope
-from tasks.results import RESULT_STATUS, apply_results, collect
 from tests.factories import deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)

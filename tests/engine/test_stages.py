@@ -10,10 +10,10 @@ from sqlmodel import select
 
 from core.clock import at_local
 from core.settings import get_settings
-from demo import load_demo_world
+from demo.world import load_demo_world
+from engine.stages import StageRules, classify_stages
 from models.db import session_scope
 from models.people import Customer, StageTransition
-from tasks.stages import StageRules, classify_stages
 from tests.factories import add_customers, add_order, make_world
 
 DAY = dt.date(2026, 11, 24)

@@ -6,7 +6,7 @@ import datetime as dt
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -27,13 +27,15 @@ from prefect.input import keyset_from_paused_state
 
 from core.clock import at_local, utcnow
 from core.settings import PROJECT_ROOT, reset_settings
+from engine.approval import REJECTED, TIMED_OUT, rejection_reason
 from flows.community import community_sop
-from tasks.approval import REJECTED, TIMED_OUT, rejection_reason
-from tests.factories import deliveries, make_world
+from flows.customers import customer_sop
+from tests.factories import add_customers, deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)
 MORNING = at_local(DAY, 8, 30)
 RUN_NAME = "morning-price 2026-11-24"
+NO_DEALS = "no morning deals today for this group's theme"
 APPROVAL_KEY = "morning-price-main-approval"
 
 
@@ -60,9 +62,11 @@ def approval_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 class Background:
-    """A community flow run in a thread of this process, against the session's Prefect server."""
+    """A flow run in a thread of this process, against the session's Prefect server
+    (by default the morning-price community run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: Callable[[], Any] | None = None) -> None:
+        self.run = run or (lambda: community_sop(sop_id="morning-price", day=DAY, now=MORNING))
         self.result: Any = None
         self.error: BaseException | None = None
         self.started = utcnow()
@@ -71,7 +75,7 @@ class Background:
 
     def _run(self) -> None:
         try:
-            self.result = community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+            self.result = self.run()
         except BaseException as error:  # handed to the test thread by join()
             self.error = error
 
@@ -91,10 +95,10 @@ def background() -> Iterator[list[Background]]:
         run.thread.join(30)
 
 
-def paused_run(started: dt.datetime, deadline: float = 20) -> FlowRun:
+def paused_run(started: dt.datetime, deadline: float = 20, name: str = RUN_NAME) -> FlowRun:
     """Poll the Prefect API until this test's run is Paused."""
     flow_run_filter = FlowRunFilter(
-        name=FlowRunFilterName(any_=[RUN_NAME]),
+        name=FlowRunFilterName(any_=[name]),
         start_time=FlowRunFilterStartTime(after_=started - dt.timedelta(seconds=1)),
     )
     end = time.monotonic() + deadline
@@ -108,11 +112,11 @@ def paused_run(started: dt.datetime, deadline: float = 20) -> FlowRun:
     raise AssertionError("the flow run never paused")
 
 
-def approval_markdown(flow_run_id: UUID) -> str:
+def approval_markdown(flow_run_id: UUID, key: str = APPROVAL_KEY) -> str:
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[APPROVAL_KEY]),
+                key=ArtifactFilterKey(any_=[key]),
                 flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
             )
         )
@@ -135,10 +139,14 @@ def test_a_step_over_the_threshold_pauses_with_a_summary_and_sends_once_approved
 
     markdown = approval_markdown(paused.id)
     assert "audience: **4 group(s)**" in markdown and "approval over 1" in markdown
+    assert "touches to send: **3**" in markdown
     assert "| zhangwei.bj01 | 2 |" in markdown and "| lina.sh01 | 1 |" in markdown
     assert "**3** mass-message task(s) across **2** staff member(s)" in markdown
     assert "北京生鲜爱好者群" in markdown and "鸡蛋3.99元/斤" in markdown
-    assert deliveries() == []  # nothing is planned while the operator decides
+    # The sample comes first, before the audience and the staff table.
+    assert markdown.index("鸡蛋3.99元/斤") < markdown.index("| zhangwei.bj01 | 2 |")
+    # Recorded and rendered while the operator decides, nothing sent.
+    assert sorted(r.status for r in deliveries()) == ["planned", "planned", "planned", "skipped"]
     with get_client(sync_client=True) as client:
         keyset = keyset_from_paused_state(paused.state)
         assert "approve" in str(client.read_flow_run_input(paused.id, keyset["schema"]))
@@ -163,9 +171,15 @@ def test_a_rejected_step_records_every_group_as_skipped_and_sends_nothing(
 
     reason = f"{REJECTED}: prices not checked yet"
     rows = deliveries()
-    assert len(rows) == 4 and {(r.status, r.reason) for r in rows} == {("skipped", reason)}
+    assert len(rows) == 4
+    assert sorted((r.status, r.reason) for r in rows) == [
+        ("skipped", NO_DEALS),
+        ("skipped", reason),
+        ("skipped", reason),
+        ("skipped", reason),
+    ]
     assert all(r.idempotency_key.startswith("morning-price:main:2026-11-24:group:") for r in rows)
-    assert summaries[0]["this_run"] == {f"skipped:{reason}": 4}
+    assert summaries[0]["this_run"] == {f"skipped:{reason}": 3, f"skipped:{NO_DEALS}": 1}
     outbox = Path(database_url.split(":///", 1)[1]).parent / "data" / "outbox"
     assert not list(outbox.glob("*.jsonl"))
     # The occurrence stays rejected: a later run neither asks again nor sends.
@@ -191,10 +205,53 @@ def test_an_unanswered_approval_records_not_approved_in_time_and_fails_the_run(
     with pytest.raises(FlowPauseTimeout, match=TIMED_OUT):
         community_sop(sop_id="morning-price", day=DAY, now=MORNING)
 
-    assert {(r.status, r.reason) for r in deliveries()} == {("skipped", TIMED_OUT)}
+    assert {(r.status, r.reason) for r in deliveries()} == {
+        ("skipped", TIMED_OUT),
+        ("skipped", NO_DEALS),
+    }
 
 
 def test_a_rejection_note_is_collapsed_and_cut_to_fit_the_reason_column() -> None:
     assert rejection_reason() == REJECTED
     assert rejection_reason(" too \n many ") == f"{REJECTED}: too many"
     assert len(rejection_reason("x" * 500)) == 255
+
+
+def test_approval_on_a_1to1_sop_pauses_its_run_like_a_group_sop(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background, emulator
+) -> None:
+    folder = tmp_path / "sop"
+    shutil.copytree(PROJECT_ROOT / "tests" / "fixtures" / "sop_customer", folder)
+    path = folder / "dormant-care.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("audience:\n", "approval: {over: 10}\naudience:\n", 1))
+    monkeypatch.setenv("SOPFLOW_SOP_DIR", str(folder))
+    monkeypatch.setenv("SOPFLOW_APPROVAL_POLL_SECONDS", "1")
+    reset_settings()
+    make_world(DAY, database_url)
+    add_customers(30)
+    add_customers(20, owner="lina.sh01", first=30, region="北京")
+    ten = at_local(DAY, 10, 0)
+    background.append(
+        run := Background(
+            lambda: customer_sop(sop_id="dormant-care", step="care", day=DAY, now=ten)
+        )
+    )
+
+    paused = paused_run(run.started, name="dormant-care care 2026-11-24")
+
+    markdown = approval_markdown(paused.id, key="dormant-care-care-approval")
+    assert "audience: **50 customer(s)**" in markdown and "approval over 10" in markdown
+    assert "| zhangwei.bj01 | 1 |" in markdown and "| lina.sh01 | 1 |" in markdown
+    assert "的老朋友，好久不见" in markdown
+    assert emulator.messages == []  # recorded, nothing sent while the operator decides
+    statuses = {r.status for r in deliveries()}
+    assert "planned" in statuses and statuses <= {"planned", "skipped"}  # skipped: holdout
+    assert resume(paused.id, {"approve": True}) == "ACCEPT"
+    summary = run.join()
+
+    assert len(emulator.messages) == 2
+    assert summary["this_run"]["sent"] == sum(r.status == "sent" for r in deliveries()) > 0
+    # Approved and sent: a re-run neither asks again nor sends.
+    again = customer_sop(sop_id="dormant-care", step="care", day=DAY, now=ten)
+    assert again["this_run"] == {} and len(emulator.messages) == 2

@@ -13,7 +13,7 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from channels.emulator import WeComEmulator
+from channels.emulator.core import WeComEmulator
 from core.clock import at_local
 from core.errors import UnsettledTouches
 from flows.community import community_sop

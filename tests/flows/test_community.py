@@ -11,7 +11,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from channels.emulator import WeComEmulator
+from channels.emulator.core import WeComEmulator
 from core.clock import at_local
 from core.errors import SopDefinitionError
 from core.settings import PROJECT_ROOT, reset_settings

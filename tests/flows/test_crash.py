@@ -17,15 +17,15 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import update
 
-from channels.emulator import WeComEmulator
+from channels.emulator.core import WeComEmulator
 from core.clock import at_local, utcnow
 from core.errors import UnsettledTouches
 from core.settings import PROJECT_ROOT, get_settings, reset_settings
+from engine.dispatch import UNANSWERED
+from engine.reconcile import FOUND
 from flows.community import community_sop
 from models.db import session_scope
 from models.delivery import Delivery, DeliveryStatus
-from tasks.dispatch import UNANSWERED
-from tasks.reconcile import FOUND
 from tests.factories import deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)

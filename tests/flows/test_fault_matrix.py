@@ -1,5 +1,11 @@
-"""Faults on the group and 1:1 paths: each first run tells the truth, and a re-run with the fault
-cleared leaves every touch settled and every recipient sent exactly once (the emulator's log)."""
+"""Faults on the group and 1:1 shapes of the one pipeline: each first run tells the truth, and a
+re-run with the fault cleared leaves every touch settled and every recipient sent exactly once
+(the emulator's log).
+
+Both shapes share reconciliation and dispatch, so faults that only those stages meet (token,
+timeouts, bursts, a locked database) run on one shape each; the faults that cut across a whole
+run (WeCom unreachable, lost answers, SIGKILL) run on both.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from channels.emulator import WeComEmulator
+from channels.emulator.core import WeComEmulator
 from core.clock import at_local
 from core.settings import PROJECT_ROOT, reset_settings
 from flows.community import community_sop
@@ -71,6 +77,11 @@ GROUP = Path_("group", "morning-price", "main", at_local(DAY, 8, 30))
 CUSTOMER = Path_("customer", "dormant-care", "care", at_local(DAY, 10, 0))
 
 
+def on_shape(shape: Path_) -> pytest.MarkDecorator:
+    """Run a test on one shape only (the `path` fixture otherwise gives both)."""
+    return pytest.mark.parametrize("path", [shape], indirect=True, ids=lambda p: p.name)
+
+
 @pytest.fixture(params=[GROUP, CUSTOMER], ids=lambda p: p.name)
 def path(
     request: pytest.FixtureRequest,
@@ -89,8 +100,7 @@ def path(
         make_world(DAY)
     else:
         customer_world(database_url, tmp_path, monkeypatch)
-    for sending_task in (dispatch.dispatch_batch, dispatch.dispatch_senders):
-        monkeypatch.setattr(sending_task, "retry_delay_seconds", [0.2, 0.2, 0.2])
+    monkeypatch.setattr(dispatch.dispatch_senders, "retry_delay_seconds", [0.2, 0.2, 0.2])
     return chosen
 
 
@@ -159,6 +169,7 @@ def test_wecom_unreachable_from_the_start(
     rerun_cleared(path, emulator)
 
 
+@on_shape(GROUP)
 def test_token_fetch_failing(path: Path_, emulator: WeComEmulator) -> None:
     """gettoken answers busy every time: the send never left, so nothing is `sending`."""
     emulator.configure(fail_next=[{"errcode": -1, "path": "gettoken"}] * 20)
@@ -183,6 +194,7 @@ def test_lost_answers(path: Path_, emulator: WeComEmulator) -> None:
     rerun_cleared(path, emulator)
 
 
+@on_shape(CUSTOMER)
 def test_read_timeouts(path: Path_, emulator: WeComEmulator) -> None:
     """Every mass-message answer comes after the read timeout (WeCom acts on the call): the run
     fails with the touches `sending`; the re-run finds them on WeCom and resends nothing."""
@@ -203,6 +215,7 @@ def sent_by_run(state) -> int:
     return sum(n for s in summaries for k, n in s["this_run"].items() if k.startswith("sent"))
 
 
+@on_shape(CUSTOMER)
 @pytest.mark.parametrize(
     "burst",
     [
@@ -274,6 +287,7 @@ def write_lock_during_first_call(
             locker.wait(timeout=30)
 
 
+@on_shape(GROUP)
 def test_database_write_locked_longer_than_the_busy_timeout(
     path: Path_, emulator: WeComEmulator, database_url: str
 ) -> None:

@@ -12,17 +12,18 @@ from sqlmodel import col
 
 from core.clock import at_local
 from core.settings import PROJECT_ROOT, reset_settings
-from demo import load_demo_world
+from demo.world import load_demo_world
 from engine.customer_context import segment_renderer
 from engine.lifecycle_context import lifecycle_context, stage_entry_audience
 from flows.lifecycle import classify_stages, lifecycle_sop
+from models.audience import customers_in_range
 from models.commerce import Order, OrderLine, Product
 from models.db import session_scope
 from models.people import Customer
 from models.vocab import CATEGORIES
+from soplang.filters import yuan
 from soplang.loader import load_sops
-from soplang.template import compile_step, yuan
-from tasks.audience import customers_in_range
+from soplang.template import compile_step
 from tests.factories import add_customers, add_order, make_world
 
 DAY = dt.date(2026, 9, 14)  # far from the real clock, which stamps `sent_at` (caps count it)

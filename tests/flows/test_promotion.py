@@ -11,14 +11,14 @@ from sqlalchemy import select
 
 from core.clock import at_local
 from core.settings import get_settings
-from demo import load_demo_world
+from demo.world import load_demo_world
+from engine.campaign import find_campaign, step_due_times, upcoming_codes
 from flows.promotion import promotion_step
 from models.commerce import Campaign
 from models.db import session_scope
 from models.delivery import Delivery, Message
 from orchestration import campaigns
 from soplang.loader import find_sop
-from tasks.campaign import find_campaign, step_due_times, upcoming_codes
 from tests.factories import add_campaign, add_customers, add_order, deliveries, make_world
 
 DAY = dt.date(2026, 12, 11)

@@ -13,15 +13,9 @@ from sqlmodel import col, func, select
 
 from core.clock import at_local, local_today
 from core.settings import PROJECT_ROOT, get_settings, reset_settings
-from demo import load_demo_world
-from engine.trigger_context import event_variables
-from flows.triggers import drain_events
-from models.commerce import Event, Order, Product
-from models.db import session_scope
-from models.people import Customer
-from soplang.context import sample_context
-from tasks.dispatch import dispatch_batch
-from tasks.events import (
+from demo.world import load_demo_world
+from engine.dispatch import dispatch
+from engine.events import (
     CLAIM_LEASE,
     PendingEvent,
     claim,
@@ -29,7 +23,16 @@ from tasks.events import (
     record_event,
     record_price_drop,
 )
-from tasks.triggers import compose_events, plan_events, send_trigger_batch, trigger_sops
+from engine.trigger_context import event_variables
+from engine.triggers import plan_events
+from flows.triggers import drain_events
+from models.commerce import Event, Order, Product
+from models.db import session_scope
+from models.people import Customer
+from soplang.context import sample_context
+from soplang.selection import trigger_sops
+from tasks.dispatch import open_channel
+from tasks.triggers import send_trigger_batch
 from tests.factories import add_customers, add_events, add_order, deliveries, make_world, opt_out
 
 DAY = dt.date(2026, 11, 24)
@@ -207,8 +210,9 @@ def test_a_drain_that_died_after_sending_is_finished_by_the_next_without_resendi
         dead = claim("contact.added", limit=10, now=TEN, session=session)
         events = claimed_events(dead.token, session=session)
     [spec] = trigger_sops(get_settings().sop_dir)["contact.added"]
-    planned = plan_events(spec, "main", events[:3], now=TEN)
-    dispatch_batch.fn("single", compose_events(spec, "main", planned, day=DAY))
+    planned = plan_events(spec, "main", events[:3], now=TEN, day=DAY)
+    with open_channel() as channel:
+        dispatch(channel, "single", planned.ready)
     # ... and the drain dies here, before marking its events processed.
 
     later = TEN + CLAIM_LEASE + dt.timedelta(minutes=1)

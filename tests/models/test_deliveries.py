@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 
 from core.clock import at_local
+from engine.plan import plan_customers
 from models.db import session_scope
 from models.deliveries import claim_for_sending, set_status
 from models.delivery import DeliveryStatus
-from tasks.plan import plan_customers
 from tests.factories import (
     add_customers,
     audience_of,

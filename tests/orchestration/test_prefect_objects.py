@@ -15,9 +15,12 @@ from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 from typer.testing import CliRunner
 
-from channels.emulator import WeComEmulator
+from channels.emulator.core import WeComEmulator
 from core.clock import at_local
 from core.settings import get_settings, reset_settings
+from engine.compose import Composed
+from engine.dispatch import DispatchResult, send_grouped
+from engine.plan import plan_customers
 from orchestration.prefect_objects import (
     CALL_LIMIT,
     ZOMBIE_AUTOMATION,
@@ -31,8 +34,6 @@ from orchestration.prefect_objects import (
 )
 from sopflow.cli import app
 from tasks import dispatch
-from tasks.compose import Composed, ComposedBatch
-from tasks.plan import plan_customers
 from tests.factories import add_customers, audience_of, customer_sop, make_world, occurrence_of
 
 DAY = dt.date(2026, 11, 24)
@@ -129,8 +130,9 @@ def touches(emulator: WeComEmulator, database_url: str) -> list[Composed]:
 
 
 @flow
-def send(touches: list[Composed]) -> dispatch.DispatchResult:
-    return dispatch.dispatch_batch("single", ComposedBatch(ready=touches))
+def send(touches: list[Composed]) -> DispatchResult:
+    with dispatch.open_channel() as channel:
+        return send_grouped(channel, "single", touches)
 
 
 def test_a_wecom_dispatch_creates_the_missing_call_limit_and_holds_a_slot(

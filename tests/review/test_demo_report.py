@@ -16,7 +16,7 @@ from flows.lifecycle import lifecycle_sop
 from flows.maintenance import collect_results
 from models.db import session_scope
 from models.delivery import Delivery
-from review.kpis import Period
+from review.period import Period
 from review.report import make_report
 from sopflow.cli import app
 

@@ -11,8 +11,9 @@ from sqlmodel import select
 
 from models.db import session_scope
 from models.review import Attribution
-from review.kpis import Period, wald_interval
-from tasks.review import build_review
+from review.build import build_review
+from review.holdout import wald_interval
+from review.period import Period
 from tests.review import world as w
 
 PERIOD = Period(dt.date(2026, 10, 5), dt.date(2026, 10, 11), "Asia/Shanghai")

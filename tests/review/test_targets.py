@@ -8,8 +8,8 @@ import pytest
 
 from core.errors import TargetsError
 from core.settings import PROJECT_ROOT
+from review.kpis import KPIS
 from review.targets import load_targets, parse_rule
-from tasks.review import KPIS
 
 KNOWN = {name: d.label for name, d in KPIS.items()}
 

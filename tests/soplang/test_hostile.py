@@ -348,7 +348,7 @@ def test_a_flow_refuses_an_sop_whose_template_blows_its_budget(
 def test_the_ops_guide_states_the_limits_the_code_enforces() -> None:
     from soplang import budget
     from soplang import safe_yaml as sop_yaml
-    from soplang.loader import MAX_FILE_BYTES
+    from soplang.file_text import MAX_FILE_BYTES
 
     guide = (SOP_DIR / "README.md").read_text(encoding="utf-8")
     stated = [

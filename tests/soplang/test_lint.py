@@ -207,6 +207,26 @@ on: favourite.price_drop
     assert lines(write(tmp_path, text, "price-drop.md")) == []
 
 
+def test_a_trigger_sop_cannot_wait_for_approval(tmp_path: Path) -> None:
+    text = """---
+id: welcome
+title: 新好友欢迎
+kind: trigger
+channel: customer
+category: daily
+on: contact.added
+approval: {over: 100}
+---
+## main
+{{ customer.name }}您好，欢迎加入！
+"""
+    path = write(tmp_path, text, "welcome.md")
+    assert lines(path) == [
+        f"{path}:8: error: trigger SOPs answer each event as it comes and cannot wait for "
+        "approval; remove `approval`"
+    ]
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import SopDefinitionError
-from soplang.loader import MAX_FILE_BYTES, find_sop, load_sop, load_sops
+from soplang.file_text import MAX_FILE_BYTES
+from soplang.lint import lint_file
+from soplang.loader import find_sop, load_sop, load_sops
 from soplang.spec import SopSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,8 +165,11 @@ def test_a_file_over_the_size_limit_is_refused_from_its_size_alone(tmp_path: Pat
 
 
 def test_a_file_just_under_the_limit_is_read(tmp_path: Path) -> None:
+    """Padded with a Jinja comment, so the file is still a valid SOP with a short text."""
     path = tmp_path / "morning-price.md"
-    path.write_bytes(MORNING.encode() + b"#" * (MAX_FILE_BYTES - len(MORNING.encode())))
+    padding = MAX_FILE_BYTES - len(MORNING.encode()) - len(b"{##}")
+    path.write_bytes(MORNING.encode() + b"{#" + b"#" * padding + b"#}")
+    assert path.stat().st_size == MAX_FILE_BYTES
     assert load_sop(path).id == "morning-price"
     path.write_bytes(path.read_bytes() + b"#")
     [problem] = problems_of(path)
@@ -263,3 +268,35 @@ def test_values_pyyaml_cannot_build_are_errors_not_crashes(
     [problem] = problems_of(write_front(tmp_path, f"title: {value}"))
     assert problem.startswith(f"{tmp_path / 'x.md'}:2: error: front matter is not valid YAML: ")
     assert message in problem and "set_int_max_str_digits" not in problem
+
+
+# ---------------------------------------------------------------- one parse gives a fully checked spec
+
+
+def test_loading_refuses_a_template_error_with_exactly_the_lines_lint_reports() -> None:
+    """The front matter of this file is valid; its text uses a variable the step does not get."""
+    path = BAD / "unknown-variable.md"
+    with pytest.raises(SopDefinitionError) as caught:
+        load_sop(path)
+    assert caught.value.problems == [str(p) for p in lint_file(path).errors]
+    assert caught.value.problems and all(p.startswith(f"{path}:") for p in caught.value.problems)
+
+
+def test_loading_by_id_names_the_sop_and_each_error_on_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "community" / "morning-price.md"
+    path.parent.mkdir()
+    path.write_text(MORNING.replace("{{ group.name }}", "{{ group.nmae }}"), encoding="utf-8")
+    with pytest.raises(SopDefinitionError) as caught:
+        load_sop("morning-price", tmp_path)
+    assert caught.value.sop_id == "morning-price"
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}:15: error: `group.nmae` does not exist")
+
+
+def test_loading_by_id_and_by_path_give_the_same_spec() -> None:
+    by_id = load_sop("morning-price", SOP_DIR)
+    assert (
+        by_id
+        == load_sop(SOP_DIR / "community" / "morning-price.md")
+        == find_sop("morning-price", SOP_DIR)
+    )

@@ -11,19 +11,9 @@ import pytest
 from core.errors import TemplateError
 from soplang import budget as render_budget
 from soplang.context import step_context
+from soplang.filters import date_cn, mask, time_cn, truncate_bytes, weekday_cn, yuan, zhe
 from soplang.loader import load_sops
-from soplang.template import (
-    compile_step,
-    compile_template,
-    date_cn,
-    mask,
-    render,
-    time_cn,
-    truncate_bytes,
-    weekday_cn,
-    yuan,
-    zhe,
-)
+from soplang.template import compile_step, compile_template, render
 
 SOP_DIR = Path(__file__).resolve().parents[2] / "sop"
 GROUP = {"name": "北京生鲜爱好者群", "owner": {"name": "王芳"}}

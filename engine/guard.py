@@ -12,11 +12,12 @@ from sqlmodel import Session, col
 
 from core.clock import at_local, local
 from core.settings import Settings
+from engine.caps import cap_reasons
 from models.deliveries import Occurrence
 from models.delivery import HOLDOUT
+from models.holdout import holdout_bucket, holdout_threshold
 from models.people import OptOut
-from tasks.audience import holdout_bucket, holdout_threshold
-from tasks.caps import cap_reasons
+from soplang.spec import SopSpec
 
 NOT_A_CONTACT = "not a contact"
 DEFERRED = "deferred: quiet hours"
@@ -48,7 +49,7 @@ class GuardContext:
     holdout: float = 0.0
 
     @classmethod
-    def for_spec(cls, spec: Any, occurrence: Occurrence, **kwargs: Any) -> GuardContext:
+    def for_spec(cls, spec: SopSpec, occurrence: Occurrence, **kwargs: Any) -> GuardContext:
         customers = spec.audience.customers if spec.audience else None
         return cls(
             occurrence,
@@ -153,7 +154,7 @@ def _caps(target_kind: str) -> Guard:
         )
         return {i: Decision(reason) for i, reason in reasons.items()}
 
-    caps.__doc__ = f"Caps across all SOPs for {target_kind}s (see tasks/caps.py)."
+    caps.__doc__ = f"Caps across all SOPs for {target_kind}s (see engine/caps.py)."
     return caps
 
 
@@ -171,7 +172,7 @@ def holdout(ctx: GuardContext, customers: list[Any]) -> dict[int, Decision]:
     return _skip_all(held, HOLDOUT)
 
 
-# "Already done" comes last in the documented order and is applied by tasks/plan.py: rows whose
+# "Already done" comes last in the documented order and is applied by engine/plan.py: rows whose
 # idempotency key is already final are never shown to these guards and never touched.
 CUSTOMER_GUARDS: tuple[Guard, ...] = (
     not_a_contact,

@@ -8,16 +8,12 @@ import pytest
 from sqlalchemy import func, select
 
 from core.clock import utcnow
+from engine.audience import StageEntryAudience
+from models.audience import count_customers, customer_id_ranges, customers_in_range
 from models.db import session_scope
+from models.holdout import held_out_clause, is_held_out
 from models.people import Customer
 from soplang.spec import CustomerAudience
-from tasks.audience import (
-    count_customers,
-    customer_id_ranges,
-    customers_in_range,
-    held_out_clause,
-    is_held_out,
-)
 from tests.factories import add_customers, make_world, tag_customers
 
 DAY = dt.date(2026, 11, 24)
@@ -76,6 +72,19 @@ def test_last_purchase_days_is_counted_back_from_as_of(world) -> None:
     assert ids(CustomerAudience(last_purchase_days={"gte": 90}), as_of=as_of) == gone
     later = as_of + dt.timedelta(days=50)
     assert ids(window, as_of=later) == recent
+
+
+def test_a_stage_entry_audience_also_selects_by_when_the_customer_entered_the_stage(world) -> None:
+    entered = dt.datetime(2026, 11, 20, 16, 0, tzinfo=dt.UTC)
+    day_before = add_customers(1, stage_since=entered - dt.timedelta(hours=1))
+    that_day = add_customers(2, first=10, stage_since=entered)
+    add_customers(1, first=20, stage="new", stage_since=entered)  # another stage
+    audience = StageEntryAudience(
+        stage=["dormant"], entered_from=entered, entered_before=entered + dt.timedelta(days=1)
+    )
+
+    assert ids(audience) == that_day
+    assert ids(CustomerAudience(stage=["dormant"])) == day_before + that_day
 
 
 def test_a_hostile_tag_is_just_a_value_that_matches_nothing(world) -> None:

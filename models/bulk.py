@@ -1,0 +1,139 @@
+"""Bulk SQL on the tables: multi-row INSERTs that skip existing keys, and UPDATEs by id lists,
+with values bound by their column types but without per-row work in SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from models.delivery import Delivery
+
+# Bulk UPDATEs go to the table, not the mapped class: no ORM bookkeeping per row changed.
+DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+IN_LIMIT = 10_000  # bound values per IN list or multi-row INSERT (SQLite allows 32,766)
+
+T = TypeVar("T")
+
+
+def chunked(items: Sequence[T], size: int = IN_LIMIT) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def dialect_insert(session: Session, table: Table) -> Any:
+    """The dialect's INSERT for `table`, which knows ON CONFLICT."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def insert_ignoring_duplicates(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    """INSERT rows, silently keeping the existing row when a unique key already exists."""
+    if not rows:
+        return
+    session.execute(dialect_insert(session, table).on_conflict_do_nothing(), list(rows))
+
+
+def ids_in(ids: Iterable[int]) -> Any:
+    """`delivery.id IN (...)` with the ids written into the SQL: thousands of bound parameters
+    cost SQLAlchemy more than the UPDATE itself, and ints (checked) cannot carry SQL."""
+    return text(_ids_in_sql(ids))
+
+
+def _ids_in_sql(ids: Iterable[int]) -> str:
+    return f"delivery.id IN ({', '.join(map(str, map(int, ids))) or 'NULL'})"
+
+
+def update_rows(
+    session: Session,
+    ids: Iterable[int],
+    values: dict[str, Any],
+    *,
+    only_from: Sequence[str] = (),
+    returning_ids: bool = False,
+) -> Any:
+    """UPDATE the Delivery rows with these ids (and a status in `only_from`, if given) to `values`,
+    as driver SQL with each value bound by its column's type: compiling a statement per id list
+    would cost SQLAlchemy more than running it. The driver's result (rowcount, returned ids)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    params: list[Any] = []
+    for name, value in values.items():
+        bind = _bind_processor(DELIVERY.c[name].type, dialect)
+        params.append(bind(value) if bind else value)
+    quote = dialect.identifier_preparer.quote
+    statement = f"UPDATE delivery SET {', '.join(f'{quote(n)} = {mark}' for n in values)}"
+    statement += f" WHERE {_ids_in_sql(ids)}"
+    if only_from:
+        statement += f" AND delivery.status IN ({', '.join([mark] * len(only_from))})"
+        params += only_from
+    if returning_ids:
+        statement += " RETURNING delivery.id"
+    return connection.exec_driver_sql(statement, tuple(params))
+
+
+def insert_returning(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """INSERT rows (values in `columns` order) in multi-row statements, skipping rows whose unique
+    key exists; the `returning` columns of the rows inserted.
+
+    Values go to the driver as they are once each column type has bound them (a batch shares its
+    timestamps, so each distinct value is bound once): no per-row work in SQLAlchemy.
+    """
+    if not rows:
+        return []
+    connection = session.connection()
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    binders = [
+        (i, _memoized(_bind_processor(table.c[c].type, dialect))) for i, c in enumerate(columns)
+    ]
+    binders = [(i, bind) for i, bind in binders if bind is not None]
+    placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
+    values = "(" + ", ".join([placeholder] * len(columns)) + ")"
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
+    tail = f" ON CONFLICT DO NOTHING RETURNING {', '.join(quote(c) for c in returning)}"
+    found: list[tuple[Any, ...]] = []
+    for part in chunked(rows, max(1, 3 * IN_LIMIT // len(columns))):
+        params: list[Any] = []
+        for row in part:
+            bound = list(row)
+            for i, bind in binders:
+                bound[i] = bind(bound[i])
+            params.extend(bound)
+        statement = head + ", ".join([values] * len(part)) + tail
+        found += connection.exec_driver_sql(statement, tuple(params)).tuples().all()
+    return found
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Any:
+    """What SQLAlchemy does to a value of `type_` before handing it to the driver, or None."""
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _memoized(bind: Any) -> Any:
+    """`bind`, computed once per distinct value."""
+    if bind is None:
+        return None
+    cache: dict[Any, Any] = {}
+
+    def bound(value: Any) -> Any:
+        try:
+            return cache[value]
+        except KeyError:
+            cache[value] = result = bind(value)
+            return result
+
+    return bound
