@@ -3,19 +3,30 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test bench bench-review lint install clean
+.PHONY: up test bench bench-review screenshots lint install clean
 
 up: $(INSTALLED)
 	$(VENV)/bin/sopflow up
 
+# Tests marked slow (each starts real servers and workers, and mostly waits on them) run in a
+# second pytest process alongside the rest; the slow run's summary is printed at the end.
 test: $(INSTALLED)
-	$(VENV)/bin/pytest
+	@slowdir=$$(mktemp -d); \
+	$(VENV)/bin/pytest -q -m slow --basetemp=$$slowdir/tmp > $$slowdir/log 2>&1 & slow=$$!; \
+	$(VENV)/bin/pytest -m "not slow"; main=$$?; \
+	wait $$slow; slowrc=$$?; \
+	echo "--- tests marked slow (run alongside):"; tail -n 30 $$slowdir/log; rm -rf $$slowdir; \
+	test $$main -eq 0 -a $$slowrc -eq 0
 
 bench: $(INSTALLED)
 	$(VENV)/bin/python bench/run.py
 
 bench-review: $(INSTALLED)
 	$(VENV)/bin/python bench/review.py
+
+screenshots: $(INSTALLED)
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev,ui]'
+	$(VENV)/bin/python bench/screenshots.py
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

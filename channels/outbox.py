@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from channels.base import MassMessage, SendReceipt, check_message, max_targets
@@ -15,6 +15,12 @@ from core.clock import DEFAULT_TZ, local, utcnow
 
 # One lock for every outbox in the process: several channels may share a file.
 _WRITE_LOCK = threading.Lock()
+RECORD_FIELDS = ("time", "chat_type", "sender", "targets", "content", "msgid")
+DAY_FILES = "????-??-??.jsonl"
+
+
+class OutboxReadError(ValueError):
+    """An outbox line that is not a record this channel wrote; the message names file and line."""
 
 
 class OutboxChannel:
@@ -112,6 +118,53 @@ class OutboxChannel:
                     view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
+
+
+def newest_first(directory: Path, *, staff: str | None = None) -> Iterator[dict[str, object]]:
+    """The records under `directory`, newest day and line first; `staff` keeps one sender's.
+
+    Reads a day's file when the iteration reaches it, so the newest few cost one file.
+    Raises `OutboxReadError` naming the file and line of a record it cannot read.
+    """
+    for path in sorted(Path(directory).glob(DAY_FILES), reverse=True):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number in range(len(lines), 0, -1):
+            if lines[number - 1].strip():
+                record = _record(path, number, lines[number - 1])
+                if staff is None or record["sender"] == staff:
+                    yield record
+
+
+def _record(path: Path, number: int, line: str) -> dict[str, object]:
+    """One line of an outbox file as a record, checked."""
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        record, problem = None, f"not JSON ({error})"
+    else:
+        problem = _problem(record)
+    if problem:
+        raise OutboxReadError(
+            f"{path}:{number}: {problem}; the outbox channel writes one JSON object per line "
+            f"with {', '.join(RECORD_FIELDS)} — fix or delete that line"
+        )
+    return record
+
+
+def _problem(record: object) -> str:
+    """What is wrong with a parsed outbox line ("" when nothing)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    missing = [name for name in RECORD_FIELDS if name not in record]
+    if missing:
+        return f"missing field {missing[0]!r}"
+    if not isinstance(record["targets"], list):
+        return "field 'targets' is not a list"
+    try:
+        dt.datetime.fromisoformat(str(record["time"]))
+    except ValueError:
+        return f"field 'time' is not an ISO date-time: {record['time']!r}"
+    return ""
 
 
 def _as_listed(record: dict[str, object]) -> dict[str, object]:

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # treated as not approved; the paused run checks for an answer this often.
     approval_timeout_hours: float = Field(default=6.0, alias="SOPFLOW_APPROVAL_TIMEOUT_HOURS", gt=0)
     approval_poll_seconds: int = Field(default=10, alias="SOPFLOW_APPROVAL_POLL_SECONDS", ge=1)
+    # Who hears that a run waits for approval: the name of a robot in SOPFLOW_ROBOT_KEYS posting
+    # into the ops group (orchestration/approval_notices.py); unset or empty: nobody is told. The
+    # run posts when it pauses, and a Prefect automation reminds the group this many minutes
+    # before the timeout (at half the timeout when that is shorter).
+    approval_robot: str | None = Field(default=None, alias="SOPFLOW_APPROVAL_ROBOT")
+    approval_remind_minutes: int = Field(default=60, alias="SOPFLOW_APPROVAL_REMIND_MINUTES", ge=1)
 
     # Lifecycle stages (tasks/stages.py), in local calendar days before the classification day.
     # Activity is the last order, or the day the contact was added if there is none. In order:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
 from channels.base import max_targets
 from engine.outcomes import RunTally
+from engine.waiting import first_text_to_send
 from models.deliveries import Occurrence, set_status
-from models.delivery import SENDABLE, Delivery, DeliveryStatus, Message
-from models.people import CustomerGroup
+from models.delivery import SENDABLE, Delivery, DeliveryStatus
 from soplang.spec import SopSpec
 
 REJECTED = "rejected by operator"
@@ -50,16 +51,20 @@ class ApprovalCheck:
         return self.over is not None and self.to_send > self.over
 
 
-def check_approval(spec: SopSpec, occurrence: Occurrence, *, session: Session) -> ApprovalCheck:
-    """Count the step's touches still to send against the SOP's `approval.over`.
+def check_approval(
+    spec: SopSpec, occurrence: Occurrence, *, now: dt.datetime, session: Session
+) -> ApprovalCheck:
+    """Count the step's touches due to send at `now` against the SOP's `approval.over`.
 
     A re-run of an approved occurrence finds its touches sent and does not ask again; a
-    rejected one finds them skipped.
+    rejected one finds them skipped. Touches waiting for quiet hours are asked about by the run
+    that sends them, not in the night.
     """
     over = spec.approval.over if spec.approval else None
     if over is None:
         return ApprovalCheck(0, None)
-    statement = select(func.count()).select_from(Delivery).where(*_to_send(occurrence))
+    due = or_(col(Delivery.not_before).is_(None), col(Delivery.not_before) <= now)
+    statement = select(func.count()).select_from(Delivery).where(*_to_send(occurrence), due)
     return ApprovalCheck(int(session.execute(statement).scalar_one()), over)
 
 
@@ -84,42 +89,27 @@ def approval_view(occurrence: Occurrence, chat_type: str, *, session: Session) -
     )
     for sender, _message, rows in session.execute(statement):
         view.tasks_per_sender[sender or "-"] += math.ceil(rows / per_call)
-    first = session.execute(
-        select(Delivery.target_kind, Delivery.target_id, Message.content)
-        .join(Message, col(Message.id) == col(Delivery.message_id))
-        .where(*_to_send(occurrence))
-        .order_by(func.coalesce(Delivery.group_id, Delivery.customer_id))  # the audience's first
-        .limit(1)
-    ).first()
-    if first is not None:
-        kind, target_id, view.sample = first
-        view.sample_for = _target_label(kind, target_id, session=session)
+    if first := first_text_to_send(occurrence, session=session):
+        view.sample, view.sample_for = first.text, first.target
     return view
 
 
-def _target_label(kind: str, target_id: str, *, session: Session) -> str:
-    if kind == "group":
-        name = session.execute(
-            select(CustomerGroup.name).where(col(CustomerGroup.chat_id) == target_id)
-        ).scalar_one_or_none()
-        return name or target_id
-    return f"customer {target_id}"
-
-
-def _staff_lines(view: ApprovalView) -> list[str]:
-    tasks = view.tasks_per_sender
+def staff_lines(tasks: Counter[str]) -> list[str]:
+    """The tasks per staff member: the top ten, the rest summed up, and the total."""
+    total = sum(tasks.values())
     lines = [
-        f"**{sum(tasks.values())}** mass-message task(s) across **{len(tasks)}** staff member(s), "
+        f"**{total}** mass-message task(s) across **{len(tasks)}** staff member(s), "
         "each confirmed by hand in WeCom:",
         "",
         "| staff member | tasks to confirm |",
         "| --- | ---: |",
     ]
-    ranked = tasks.most_common()
+    ranked = sorted(tasks.items(), key=lambda item: (-item[1], item[0]))
     lines += [f"| {sender} | {n} |" for sender, n in ranked[:STAFF_SHOWN]]
     if len(ranked) > STAFF_SHOWN:
         rest = ranked[STAFF_SHOWN:]
-        lines.append(f"| … {len(rest)} more | {sum(n for _, n in rest)} |")
+        lines.append(f"| … {len(rest)} more staff members | {sum(n for _, n in rest)} |")
+    lines.append(f"| **total** | **{total}** |")
     return lines
 
 
@@ -134,10 +124,19 @@ def summary_markdown(
     timeout_hours: float,
 ) -> str:
     """The approval summary: the sample first, then the audience and the tasks per staff member."""
+    sample, sample_for = (
+        (view.sample, view.sample_for) if view.sample else (tally.sample, tally.sample_for)
+    )
     lines = [f"# Approval needed · {spec.title} · {occurrence.step} · {occurrence.occurrence}", ""]
     lines += ["## Rendered sample", ""]
-    if view.sample:
-        lines += [f"for {view.sample_for}:", "", "```text", view.sample, "```"]
+    if sample:
+        lines += [
+            f"for {sample_for}:" if sample_for else "one of the texts:",
+            "",
+            "```text",
+            sample,
+            "```",
+        ]
     else:
         lines.append("_No sample: nothing in the audience renders today._")
     lines += [
@@ -153,14 +152,14 @@ def summary_markdown(
         for (status, reason), rows in sorted(tally.this_run.items())
         if status == "skipped"
     ]
-    lines += ["", "## Tasks per staff member", "", *_staff_lines(view)]
+    lines += ["", "## Tasks per staff member", "", *staff_lines(view.tasks_per_sender)]
     lines += [
         "",
         "## Your choice",
         "",
-        "Resume the run: **approve** sends the step; **reject** records every touch still to "
-        f"send as `skipped: {REJECTED}`. No answer within {timeout_hours:g} h: "
-        f"`skipped: {TIMED_OUT}` and the run fails.",
+        "Press **Resume** and, in the form, switch **approve** on to send the step, or leave it "
+        f"off to reject it: every touch still to send is recorded as `skipped: {REJECTED}`. "
+        f"No answer within {timeout_hours:g} h: `skipped: {TIMED_OUT}` and the run fails.",
     ]
     return "\n".join(lines)
 

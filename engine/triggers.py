@@ -17,7 +17,7 @@ from engine.compose import Composed, Rendered
 from engine.customer_context import segment_renderer
 from engine.dispatch import dispatch
 from engine.events import Claim, PendingEvent, claimed_events
-from engine.outcomes import OutcomeReport, RunTally, pending_lines
+from engine.outcomes import OutcomeReport, RunTally, outcome_words, pending_lines
 from engine.plan import PlannedBatch, plan_customers
 from engine.timing import timed
 from engine.trigger_context import Variables, event_categories, event_variables
@@ -268,10 +268,10 @@ def trigger_report(
             pending = unsettled_by_run(spec.id, run_id, now=now, session=session)
         tally.this_run = Counter(counts)
     table = [
-        {"status": status, "reason": reason or "-", "rows": n}
+        {"outcome": outcome_words(status, reason), "touches": n}
         for (status, reason), n in sorted(tally.this_run.items())
     ] + [
-        {"status": status, "reason": "settled by an earlier drain", "rows": n}
+        {"outcome": f"{outcome_words(status)} (settled by an earlier drain)", "touches": n}
         for status, n in sorted(tally.already_done.items())
     ]
     summary = {
@@ -300,12 +300,12 @@ def _summary(spec: SopSpec, drained: Drained, tally: RunTally, pending: list[str
         f"- settled by an earlier drain (not sent again): **{sum(tally.already_done.values())}**",
     ]
     lines += [
-        f"- {status} ({reason or 'no reason'}): {n}"
+        f"- {outcome_words(status, reason)}: {n}"
         for (status, reason), n in sorted(tally.this_run.items())
         if status != "sent"
     ]
     if tally.reconciled:
-        found = ", ".join(f"{status} {rows}" for status, rows in sorted(tally.reconciled.items()))
+        found = ", ".join(f"{n} {outcome_words(s)}" for s, n in sorted(tally.reconciled.items()))
         lines.append(f"- caught mid-send by an interrupted drain, settled with WeCom: {found}")
     lines += pending
     lines += ["", "## Rendered sample", ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from prefect import get_run_logger
@@ -15,15 +16,22 @@ from engine.approval import TIMED_OUT, rejection_reason
 from engine.outcomes import RunTally
 from models.deliveries import Occurrence
 from soplang.spec import SopSpec
-from tasks.approval import check_approval_task, publish_approval_summary, record_rejection
+from tasks.approval import (
+    check_approval_task,
+    notify_approval,
+    publish_approval_summary,
+    record_rejection,
+)
 
 
 class Approval(RunInput):
     """The operator's answer to a paused step (a form in the Prefect UI)."""
 
     approve: bool = Field(
-        description="Approve: send this step to every recipient counted above. "
-        "Leave it off to reject the step (every touch is recorded as skipped)."
+        default=False,
+        title="Approve",
+        description="On: send this step to every recipient counted above. Off: reject the step; "
+        "every touch still to send is recorded as skipped.",
     )
     note: str = Field(
         default="",
@@ -41,7 +49,7 @@ class ApprovalDecision:
 
 
 def approval_gate(
-    spec: SopSpec, occurrence: Occurrence, chat_type: str, tally: RunTally
+    spec: SopSpec, occurrence: Occurrence, chat_type: str, tally: RunTally, now: dt.datetime
 ) -> ApprovalDecision:
     """Let a recorded step go on to dispatch, or pause the run for the operator when it has more
     touches to send than `approval.over`.
@@ -51,13 +59,20 @@ def approval_gate(
     occurrence stays rejected on re-runs. No answer within `approval_timeout_hours`: the touches
     are recorded as `skipped: not approved in time` and the run fails, since Prefect refuses to
     resume a run whose pause has expired (tasks can no longer run in it).
+
+    Touches waiting for quiet hours are not counted: the run that sends them asks. The ops
+    group's robot (`SOPFLOW_APPROVAL_ROBOT`) is told as the run pauses; a failed notice is
+    logged and the run pauses all the same (the reminder automation still fires).
     """
     if spec.approval is None:
         return ApprovalDecision(proceed=True)
-    check = check_approval_task(spec, occurrence)
+    check = check_approval_task(spec, occurrence, now)
     if not check.needed:
         return ApprovalDecision(proceed=True)
     markdown = publish_approval_summary(spec, occurrence, chat_type, check, tally)
+    notice = notify_approval(spec, occurrence, chat_type, check, tally, return_state=True)
+    if not notice.is_completed():
+        get_run_logger().warning("the ops group was not told this run waits: %s", notice.message)
     settings = get_settings()
     try:
         answer = pause_flow_run(

@@ -8,8 +8,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run
 
-from core.clock import local_today, utcnow
+from core.clock import local, local_today, utcnow
 from core.settings import get_settings
 from engine.results import unknown_message
 from flows.pipeline import failed_run
@@ -18,7 +19,27 @@ from tasks.results import collect_results_task
 from tasks.sops import load_all_sops
 
 
-@flow(name="plan-day", flow_run_name="plan-day {day}")
+def _run_moment() -> dt.datetime:
+    """The instant a run is about: its `now` parameter, else when it was due to start (a
+    scheduled run's slot, not the minute a worker picked it up)."""
+    now = flow_run.parameters.get("now")
+    if isinstance(now, str):
+        now = dt.datetime.fromisoformat(now)
+    return now or flow_run.scheduled_start_time
+
+
+def plan_day_run_name() -> str:
+    """`plan-day 2026-12-02`: the day whose capped slots the run reserves."""
+    day = flow_run.parameters.get("day") or local_today(_run_moment(), get_settings().timezone)
+    return f"plan-day {day}"
+
+
+def collect_results_run_name() -> str:
+    """`collect-results 2026-12-02 10:30`: the poll's minute on the local clock."""
+    return f"collect-results {local(_run_moment(), get_settings().timezone):%Y-%m-%d %H:%M}"
+
+
+@flow(name="plan-day", flow_run_name=plan_day_run_name)
 def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
     """Before the first send, reserve each customer's capped slots for the highest-priority SOPs."""
     now = now or utcnow()
@@ -36,7 +57,7 @@ def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict
     return {"day": day.isoformat(), "reserved": plan.reserved, "won": plan.won}
 
 
-@flow(name="collect-results")
+@flow(name="collect-results", flow_run_name=collect_results_run_name)
 def collect_results(now: dt.datetime | None = None) -> dict[str, int] | State[Any]:
     """Move sent rows to delivered / not a friend / over limit / unconfirmed / unknown; remind staff."""
     totals = collect_results_task(now)

@@ -78,10 +78,10 @@ def send_occurrence(plan: OccurrencePlan, *, now: dt.datetime) -> tuple[dict[str
     # Rows an interrupted run left `sending` are settled with WeCom before anything is resent.
     reconciled = ReconcileSummary() if key.fresh else reconcile_sending(key)
     tally = RunTally(reconciled=reconciled.counts())
-    for planned, sample in prepared_batches(plan, key, batch_ranges(plan, now), now):
-        tally.add_prepared(planned, sample)
+    for planned, (sample, sample_for) in prepared_batches(plan, key, batch_ranges(plan, now), now):
+        tally.add_prepared(planned, sample, sample_for)
     errors: list[str] = []
-    if approval_gate(spec, key, plan.chat_type, tally).proceed:
+    if approval_gate(spec, key, plan.chat_type, tally, now).proceed:
         # Per sender over the whole occurrence: one WeCom task per staff member and text.
         buckets = plan_dispatch(key, now)
         senders = dispatch_senders.map(
@@ -90,10 +90,8 @@ def send_occurrence(plan: OccurrencePlan, *, now: dt.datetime) -> tuple[dict[str
         results, errors = gather(senders)
         for result in results:
             tally.add_dispatched(result)
-    summary = publish_outcomes(key, spec.title, tally, now)
-    get_run_logger().info(
-        "%s %s %s: %s", spec.id, plan.step, plan.label, summary["this_run"] or "nothing new to send"
-    )
+    summary = publish_outcomes(key, spec, tally, now)
+    get_run_logger().info("%s %s %s: %s", spec.id, plan.step, plan.label, summary["in_words"])
     return summary, errors
 
 
@@ -126,16 +124,16 @@ def submit_batch(
 
 def prepared_batches(
     plan: OccurrencePlan, key: Occurrence, ranges: Sequence[IdRange], now: dt.datetime
-) -> Iterator[tuple[PlannedBatch, str | None]]:
-    """Each batch recorded, with its sample. The next batch is submitted before one is collected:
-    it is read and rendered while this one holds the database's single writer, and memory holds
-    two batches however large the audience."""
+) -> Iterator[tuple[PlannedBatch, tuple[str | None, str | None]]]:
+    """Each batch recorded, with its sample and whose text it is. The next batch is submitted
+    before one is collected: it is read and rendered while this one holds the database's single
+    writer, and memory holds two batches however large the audience."""
     waiting: Submitted | None = None
     for id_range in [*ranges, None]:
         submitted = submit_batch(plan, key, id_range, now) if id_range else None
         if waiting is not None:
             resolved, rendered, planned = (future.result() for future in waiting)
-            yield planned, rendered.sample  # type: ignore[union-attr]
+            yield planned, (rendered.sample, rendered.sample_for)  # type: ignore[union-attr,misc]
             release(resolved, rendered, planned)  # type: ignore[arg-type]
         waiting = submitted
 

@@ -1,4 +1,4 @@
-"""Event triggers: one drain run per minute works through pending events in batches, per trigger SOP."""
+"""Event triggers: a drain run (per burst of events, or the safety poll) works through pending events in batches."""
 
 from __future__ import annotations
 

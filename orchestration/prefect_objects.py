@@ -1,4 +1,4 @@
-"""The Prefect objects the flows rely on, created or updated idempotently: the call limit, the zombie automation."""
+"""The Prefect objects the flows rely on, created or updated idempotently: call limit, zombie and approval automations."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # Prefect is imported inside the functions: its settings (PREFECT_API_URL …) are frozen when it is
 # first imported, and `sopflow up` imports this module before it sets the environment.
 
-Outcome = Literal["created", "updated", "unchanged"]
+Outcome = Literal["created", "updated", "unchanged", "removed"]
 log = logging.getLogger(__name__)
 
 CALL_LIMIT = "wecom-api"  # tasks/dispatch.py takes one slot per open channel
@@ -138,8 +138,17 @@ def ensure_zombie_automation() -> Outcome:
 
 
 def ensure_prefect_objects() -> dict[str, Outcome]:
-    """Every Prefect object the flows rely on, by name: what was done to each."""
-    return {CALL_LIMIT: ensure_call_limit(), ZOMBIE_AUTOMATION: ensure_zombie_automation()}
+    """Every Prefect object the flows rely on, by name: what was done to each. The approval
+    reminder is there when `SOPFLOW_APPROVAL_ROBOT` is set (or was, and it was removed)."""
+    from orchestration.approval_notices import REMINDER_AUTOMATION, ensure_approval_reminder
+
+    done: dict[str, Outcome] = {
+        CALL_LIMIT: ensure_call_limit(),
+        ZOMBIE_AUTOMATION: ensure_zombie_automation(),
+    }
+    if reminder := ensure_approval_reminder():
+        done[REMINDER_AUTOMATION] = reminder
+    return done
 
 
 def ensure_prefect_objects_once() -> None:

@@ -9,34 +9,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from core.clock import DEFAULT_TZ, local
+from review.labels import MARKS, NO_TARGET, NOT_MEASURED, READINGS, value_label
 from review.model import Kpi, Review, Row, Uplift
 
 MAX_ROWS = 50
 # Breakdowns in the order an operator reads them; any other key follows.
 BREAKDOWNS = ("sop", "step", "channel", "region", "store", "staff", "day")
 VOLUME_COLUMNS = ("planned", "sent", "tasks", "touched", "customers", "count")
-COLUMN_LABELS = {
-    "sop": "SOP",
-    "sop_id": "SOP",
-    "target_kind": "Target",
-    "not_a_friend": "Not a friend",
-    "over_wecom_limit": "Over WeCom limit",
-    "revenue_fen": "Revenue",
-    "conversion_rate": "Conversion",
-    "deleted_7d": "Deleted ≤ 7 d",
-    "opted_out_7d": "Opted out ≤ 7 d",
-    "opt_out_rate": "Opt-out rate",
-    "average_order_fen": "Average order",
-    "median_delay_seconds": "Median delay",
-    "confirmation_rate": "Confirmed share",
-    "share_rate": "Share of skipped",
-    "control": "Holdout",
-    "control_converted": "Holdout converted",
-    "control_rate": "Holdout rate",
-    "ci_low": "95% CI low",
-    "ci_high": "95% CI high",
-}
-MARKS = {True: "✓ met", False: "✗ missed"}
 COMPARISONS = {">=": "≥", "<=": "≤"}
 
 
@@ -48,8 +27,8 @@ def period(review: Review) -> str:
 
 
 def scope(review: Review) -> str:
-    """Which SOPs the review covers."""
-    return f"SOP {review.sop_id}" if review.sop_id else "all SOPs"
+    """Which SOPs the review covers: "SOP dormant-recall" or "全部 SOP all SOPs"."""
+    return f"SOP {review.sop_id}" if review.sop_id else "全部 SOP all SOPs"
 
 
 def generated(review: Review) -> str:
@@ -75,16 +54,16 @@ def points(difference: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A delay as people say it: "45 s", "12 min", "3 h 05 min", "2 d 4 h"."""
+    """A delay as people say it: "45 秒", "12 分钟", "3 小时 05 分", "2 天 4 小时"."""
     whole = round(seconds)
     if whole < 60:
-        return f"{whole} s"
+        return f"{whole} 秒"
     minutes, hours, days = whole // 60, whole // 3600, whole // 86400
     if whole < 3600:
-        return f"{minutes} min"
+        return f"{minutes} 分钟"
     if whole < 86400:
-        return f"{hours} h {minutes % 60:02d} min"
-    return f"{days} d {hours % 24} h"
+        return f"{hours} 小时 {minutes % 60:02d} 分"
+    return f"{days} 天 {hours % 24} 小时"
 
 
 def count(value: float) -> str:
@@ -111,18 +90,18 @@ def format_target(kpi: Kpi) -> str:
 
 
 def kpi_mark(kpi: Kpi) -> str:
-    """ "✓ met", "✗ missed", "no target", or "no data" when there is a target but nothing to measure."""
+    """✓ met, ✗ missed, no target, or no data when there is a target but nothing to measure."""
     if kpi.met is not None:
         return MARKS[kpi.met]
-    return "no target" if kpi.target is None else "no data"
+    return NO_TARGET if kpi.target is None else NOT_MEASURED
 
 
 def format_cell(column: str, value: Any) -> str:
-    """A table cell by its column's name: *_fen as money, *rate as %, *_seconds as a delay."""
+    """A table cell by its column's name: *_fen as money, *rate as %, *_seconds as a delay; our words in Chinese."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return "是 yes" if value else "否 no"
     if isinstance(value, dt.datetime):
         return local(value).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, dt.date):
@@ -135,14 +114,7 @@ def format_cell(column: str, value: Any) -> str:
         if column.endswith("_seconds"):
             return duration(float(value))
         return count(float(value))
-    return str(value)
-
-
-def column_label(column: str) -> str:
-    """A column's header: "revenue_fen" → "Revenue", "store_id" → "Store id"."""
-    if column in COLUMN_LABELS:
-        return COLUMN_LABELS[column]
-    return column.removesuffix("_fen").removesuffix("_seconds").replace("_", " ").capitalize()
+    return value_label(column, str(value))
 
 
 def ordered_columns(rows: Sequence[Row]) -> list[str]:
@@ -166,23 +138,23 @@ def shown_rows(rows: Sequence[Row], key: str, limit: int = MAX_ROWS) -> list[Row
 
 
 def confidence_interval(row: Uplift) -> str:
-    """The 95 % CI of an uplift, e.g. "+0.3 to +2.1 pp"; "—" when it could not be computed."""
+    """The 95 % CI of an uplift, e.g. "+0.3 ~ +2.1 pp"; "—" when it could not be computed."""
     if row.ci_low is None or row.ci_high is None:
         return "—"
-    return f"{100 * row.ci_low:+.1f} to {100 * row.ci_high:+.1f} pp"
+    return f"{100 * row.ci_low:+.1f} ~ {100 * row.ci_high:+.1f} pp"
 
 
 def uplift_reading(row: Uplift) -> str:
     """What the CI says in words: better, worse, or not distinguishable from the holdout."""
     if row.uplift is None:
-        return "not measured (no holdout)" if not row.control else "not measured"
+        return READINGS["no_holdout"] if not row.control else READINGS["not_measured"]
     if row.ci_low is None or row.ci_high is None:
-        return "no confidence interval"
+        return READINGS["no_ci"]
     if row.ci_low > 0:
-        return "better than holdout"
+        return READINGS["better"]
     if row.ci_high < 0:
-        return "worse than holdout"
-    return "not distinguishable from holdout"
+        return READINGS["worse"]
+    return READINGS["same"]
 
 
 def is_number(value: Any) -> bool:

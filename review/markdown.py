@@ -12,7 +12,6 @@ from typing import Any
 
 from review.formatting import (
     BREAKDOWNS,
-    column_label,
     confidence_interval,
     format_target,
     format_value,
@@ -23,16 +22,18 @@ from review.formatting import (
     scope,
     uplift_reading,
 )
+from review.labels import SECTIONS as TITLES
+from review.labels import column_label, kpi_label
 from review.model import Review, Row
 
 # Table artifacts published per review, each with the rows an operator sorts in the UI.
 ARTIFACT_TABLES = {
-    "sop": "Outcomes and conversion per SOP",
-    "step": "Outcomes per SOP step",
-    "region": "Outcomes per region",
-    "uplift": "Treated vs holdout conversion per SOP (95 % CI)",
-    "after_touch": "Deletions and opt-outs within 7 days after touches",
-    "staff_confirmation": "Staff confirmation of mass messages (least confirmed first)",
+    "sop": "各 SOP 的发送结果与转化 · Outcomes and conversion per SOP",
+    "step": "各步骤的发送结果 · Outcomes per SOP step",
+    "region": "各区域的发送结果 · Outcomes per region",
+    "uplift": "各 SOP 干预组 vs 对照组转化(95% 置信区间)· Treated vs holdout conversion per SOP",
+    "after_touch": "触达后 7 天内删除好友与退订 · Deletions and opt-outs within 7 days after touches",
+    "staff_confirmation": "员工确认群发(确认最少的在前)· Staff confirmation of mass messages",
 }
 ARTIFACT_ROWS = 200  # the UI lists a table artifact in full; the HTML report has the rest
 SECTIONS = ("skip_reasons", "uplift", "daily", "after_touch", "loyalty", "staff_confirmation")
@@ -42,42 +43,44 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|#&~])")
 
 def headline_markdown(review: Review, report_path: Path | str | None = None) -> str:
     """Headline KPIs against targets (misses first), one uplift line per SOP, and where the full report is."""
-    lines = [f"## Review 复盘 {period(review)} · {_md(scope(review))}", ""]
+    lines = [f"## {TITLES['review']} {period(review)} · {_md(scope(review))}", ""]
     misses = review.misses
     if misses:
-        listed = "; ".join(
-            f"{_md(kpi.label)} {format_value(kpi.value, kpi.unit)} (target {format_target(kpi)})"
+        listed = ";".join(
+            f"{_md(str(kpi_label(kpi)))} {format_value(kpi.value, kpi.unit)}"
+            f"(目标 target {format_target(kpi)})"
             for kpi in misses
         )
-        lines += [f"**✗ {len(misses)} missed:** {listed}", ""]
+        lines += [f"**✗ {len(misses)} 项未达标 missed:** {listed}", ""]
     elif any(kpi.met for kpi in review.headline):
-        lines += ["**✓ All targets met**", ""]
+        lines += ["**✓ 全部达标 all targets met**", ""]
     if review.headline:
         ranked = misses + [kpi for kpi in review.headline if kpi.met is not False]
-        lines += ["| KPI | Value | Target | |", "|---|---:|---:|---|"]
+        lines += ["| 指标 KPI | 数值 value | 目标 target | |", "|---|---:|---:|---|"]
         lines += [
-            f"| {_md(kpi.label)} | {format_value(kpi.value, kpi.unit)} "
+            f"| {_md(str(kpi_label(kpi)))} | {format_value(kpi.value, kpi.unit)} "
             f"| {format_target(kpi)} | {kpi_mark(kpi)} |"
             for kpi in ranked
         ]
         lines.append("")
     else:
-        lines += ["No headline numbers in this period.", ""]
+        lines += ["本期无核心指标 · no headline numbers this period.", ""]
     if review.uplift:
-        lines.append("**Uplift vs holdout**")
+        lines.append(f"**{TITLES['uplift']}**")
         lines += [
             f"- {_md(row.sop_id)}: "
             + (
-                f"{points(row.uplift)} (95% CI {confidence_interval(row)}), "
+                f"{points(row.uplift)}(95% 置信区间 CI {confidence_interval(row)}),"
                 if row.uplift is not None
                 else ""
             )
-            + f"{uplift_reading(row)}; {row.treated:,} treated, {row.control:,} holdout"
+            + f"{uplift_reading(row)};干预组 treated {row.treated:,},"
+            f"对照组 holdout {row.control:,}"
             for row in review.uplift
         ]
         lines.append("")
     if report_path is not None:
-        lines.append(f"Full report: `{str(report_path).replace('`', '')}`")
+        lines.append(f"完整报告 full report: `{str(report_path).replace('`', '')}`")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -115,7 +118,7 @@ def _rows(review: Review, key: str) -> list[Row]:
 
 
 def _name(column: str) -> str:
-    label = column_label(column)
+    label = str(column_label(column))
     if column in POINTS_COLUMNS:
         return f"{label} (pp)"
     if column.endswith("_fen"):

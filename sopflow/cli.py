@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sopflow import cli_local, cli_prefect, cli_report, cli_sop
+from sopflow import cli_local, cli_outbox, cli_prefect, cli_report, cli_sop
 from sopflow.cli_campaign import campaign_app
 from sopflow.cli_event import event_app
 from sopflow.cli_unknown import unknown_app
@@ -16,6 +16,7 @@ app.command("demo-data")(cli_local.demo_data)
 app.command("lint")(cli_sop.lint)
 app.command("preview")(cli_sop.preview)
 app.command("emulator")(cli_local.emulator)
+app.command("outbox")(cli_outbox.outbox)
 app.command("deployments")(cli_prefect.deployments)
 app.command("prefect-setup")(cli_prefect.prefect_setup)
 app.command("report")(cli_report.report)

@@ -1,4 +1,4 @@
-"""`sopflow event add|price-drop`: record events that trigger SOPs, for a manual test."""
+"""`sopflow event add|price-drop`: record events that trigger SOPs, then tell Prefect to drain them."""
 
 from __future__ import annotations
 
@@ -13,10 +13,17 @@ event_app = typer.Typer(
     no_args_is_help=True, help="Events that trigger SOPs: record one by hand, or a price drop."
 )
 
-DRAIN_HINT = (
-    "the drain-events deployment sends it within a minute "
-    "(now: prefect deployment run drain-events/drain-events)"
-)
+
+def _announce(kind: str, count: int, source: str, details: dict[str, Any] | None = None) -> None:
+    """Tell Prefect about events just committed; when it cannot be told, say what sends them
+    instead (a warning: the events are recorded, so the command still succeeds)."""
+    from orchestration.events import announce_events
+
+    announced = announce_events(kind, count, source=source, details=details)
+    if announced.told:
+        say(announced.detail)
+    else:
+        typer.echo(f"warning: {announced.detail}", err=True)
 
 
 def _record(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -45,10 +52,11 @@ def event_add(
         str | None, typer.Option(help="JSON object, e.g. '{\"order_id\": 123}'.")
     ] = None,
 ) -> None:
-    """Record one pending event for a manual test of the trigger SOPs."""
+    """Record one event (e.g. to test a trigger SOP); a trigger event starts the drain via Prefect."""
     import json
 
     from engine.events import record_event
+    from soplang.spec import TRIGGER_EVENTS
 
     try:
         data = json.loads(payload) if payload else {}
@@ -57,7 +65,11 @@ def event_add(
     if not isinstance(data, dict):
         fail("--payload must be a JSON object such as '{\"order_id\": 123}'")
     event_id = _record(record_event, kind, customer=customer, sku=product, payload=data)
-    say(f"event {event_id} recorded: {kind} for {customer}; {DRAIN_HINT}")
+    if kind not in TRIGGER_EVENTS:
+        say(f"event {event_id} recorded: {kind} for {customer} (SOPs read it; it triggers none)")
+        return
+    say(f"event {event_id} recorded: {kind} for {customer}")
+    _announce(kind, 1, "sopflow event add", {"first_id": event_id, "last_id": event_id})
 
 
 @event_app.command("price-drop")
@@ -66,7 +78,7 @@ def event_price_drop(
     price: Annotated[str, typer.Option(help="The new price in yuan, e.g. 228 or 19.9.")],
 ) -> None:
     """Lower a product's price and record a favourite.price_drop event per customer who favourited it."""
-    from engine.events import record_price_drop, yuan_to_fen
+    from engine.events import PRICE_DROP, record_price_drop, yuan_to_fen
     from soplang.filters import yuan
 
     try:
@@ -76,5 +88,8 @@ def event_price_drop(
     drop = _record(record_price_drop, sku, new_price)
     say(
         f"{drop.sku} {drop.name}: {yuan(drop.old_price)} → {yuan(drop.new_price)}; "
-        f"{drop.events} favourite.price_drop event(s) recorded; {DRAIN_HINT}"
+        f"{drop.events} favourite.price_drop event(s) recorded"
+        + ("" if drop.events else " (nobody favourited it: no message to send)")
     )
+    if drop.events:
+        _announce(PRICE_DROP, drop.events, "sopflow event price-drop", {"sku": drop.sku})

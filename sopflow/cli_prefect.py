@@ -15,10 +15,23 @@ def deployments(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 if prefect.yaml is stale; write nothing.")
     ] = False,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="Also apply prefect.yaml to the Prefect server at PREFECT_API_URL: add, change "
+            "and remove sopflow's deployments so the server runs what sop/ says.",
+        ),
+    ] = False,
     output: Annotated[Path, typer.Option(help="Where prefect.yaml lives.")] = PROJECT_ROOT
     / "prefect.yaml",
 ) -> None:
-    """Generate prefect.yaml from the SOP files (one deployment per SOP)."""
+    """Generate prefect.yaml from the SOP files (one deployment per SOP); `--apply` puts it live."""
+    if check and apply:
+        fail("--check only reads and --apply writes; use one of them")
+    if apply:
+        _apply(output)
+        return
     from sopflow.deployments import generate
 
     with sop_errors():
@@ -34,6 +47,32 @@ def deployments(
         say(f"wrote {output}")
     else:
         say(f"{output} is already up to date")
+    say("to put it live on the running Prefect server: sopflow deployments --apply")
+
+
+def _apply(output: Path) -> None:
+    """Regenerate prefect.yaml and apply it; one line per deployment added, changed or removed."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    from sopflow.apply import DeploymentFileError, apply_sop_dir
+
+    api = get_current_settings().api.url
+    if not api:
+        fail(
+            "PREFECT_API_URL is not set; point it at the running Prefect server "
+            "(`make up` prints it: http://127.0.0.1:4200/api)"
+        )
+    with sop_errors():
+        try:
+            outcome = apply_sop_dir(get_settings().sop_dir, output)
+        except DeploymentFileError as error:
+            fail(str(error))
+        except httpx.HTTPError as error:
+            fail(f"could not apply the deployments at {api}: {error}; is the server running?")
+    say(f"wrote {output}" if outcome.wrote else f"{output} is already up to date")
+    for line in outcome.applied.lines():
+        say(line)
 
 
 def prefect_setup() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,15 +38,32 @@ def lint(
 def preview(
     file: Annotated[Path, typer.Argument(help="The SOP file.")],
     step: Annotated[str | None, typer.Option(help="Step to render (default: the first).")] = None,
-    group: Annotated[str | None, typer.Option(help="Render for this group chat_id.")] = None,
-    customer: Annotated[
-        str | None, typer.Option(help="Render for this customer external_userid.")
-    ] = None,
     date: Annotated[
         str | None, typer.Option(help="Occurrence date YYYY-MM-DD (default: today).")
     ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Group SOPs: render for this group chat_id.")
+    ] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="1:1, lifecycle, trigger SOPs: render for this external_userid."),
+    ] = None,
+    campaign: Annotated[
+        str | None,
+        typer.Option(help="Promotion SOPs: the campaign code (default: the newest running it)."),
+    ] = None,
+    event: Annotated[
+        str | None, typer.Option(help="Trigger SOPs: the event kind (default: the SOP's `on`).")
+    ] = None,
+    payload: Annotated[
+        str | None,
+        typer.Option(
+            help="Trigger SOPs: JSON overriding the event's payload, e.g. '{\"order_id\": 123}'."
+        ),
+    ] = None,
 ) -> None:
-    """Render an SOP step with real rows from the database and count its recipients and tasks."""
+    """Show what a run of an SOP step sends: whether it runs on the date, its audience, WeCom
+    tasks per staff member and the rendered message, from real rows in the database."""
     from core.clock import local_today
     from core.errors import SopDefinitionError
     from soplang.lint import lint_file
@@ -53,14 +71,37 @@ def preview(
     if group and customer:
         fail("give --group or --customer, not both")
     day = day_option(date, "--date") or local_today(tz=get_settings().timezone)
+    overrides = _payload_option(payload)
     with sop_errors():
         # A file with errors is refused as lint reports it, before the database side is imported.
         parsed = lint_file(file)
         if parsed.errors or parsed.spec is None:
             problems = [str(p) for p in parsed.errors]
             raise SopDefinitionError(problems[0] if problems else str(file), problems=problems)
-        spec = parsed.spec
-        from engine.preview import preview_step
+        from engine.preview import PreviewRequest, preview_sop
 
-        result = preview_step(spec, step=step, day=day, chat_id=group, customer=customer)
+        request = PreviewRequest(
+            day=day,
+            step=step,
+            group=group,
+            customer=customer,
+            campaign=campaign,
+            event=event,
+            payload=overrides,
+        )
+        result = preview_sop(parsed.spec, request)
     say(result.report())
+
+
+def _payload_option(text: str | None) -> dict[str, Any] | None:
+    """--payload as a JSON object; anything else is refused with an example."""
+    if text is None:
+        return None
+    example = "e.g. --payload '{\"order_id\": 123}'"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        fail(f"--payload is not JSON ({error.msg} at character {error.pos}); {example}")
+    if not isinstance(value, dict):
+        fail(f"--payload must be a JSON object with keys, not {type(value).__name__}; {example}")
+    return value

@@ -44,21 +44,6 @@ class Stack:
         self.processes.append((name, process))
         return process
 
-    def run(self, *args: str, check: bool = True) -> None:
-        """Run a command to completion; its output goes to the setup log."""
-        with (self.logs / "setup.log").open("ab") as log_file:
-            done = subprocess.run(
-                list(args),
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        if check and done.returncode != 0:
-            raise RuntimeError(
-                f"`{' '.join(args)}` failed (exit {done.returncode}); see {self.logs / 'setup.log'}"
-            )
-
     def stop(self) -> None:
         for name, process in reversed(self.processes):
             if process.poll() is not None:
@@ -141,6 +126,7 @@ def choose_channel(stack: Stack) -> str:
             "emulator", _bin("sopflow"), "emulator", "--port", str(EMULATOR_PORT)
         )
         wait_until(f"{base}/emulator/state", 30, "the WeCom emulator", emulator)
+    tell_emulator_names(base)
     stack.env.update(
         SOPFLOW_CHANNEL="wecom",
         WECOM_API_BASE=base,
@@ -148,6 +134,22 @@ def choose_channel(stack: Stack) -> str:
         WECOM_CORP_SECRET="demo-secret",
     )
     return f"the local WeCom emulator at {base}"
+
+
+def tell_emulator_names(base: str) -> None:
+    """Staff and group names for the emulator's sent-messages page (it knows only ids)."""
+    from sqlalchemy import select
+
+    from models.db import session_scope
+    from models.people import CustomerGroup, Staff
+
+    with session_scope(readonly=True) as session:
+        names = dict(session.execute(select(Staff.userid, Staff.name)).tuples().all())
+        names.update(
+            session.execute(select(CustomerGroup.chat_id, CustomerGroup.name)).tuples().all()
+        )
+    with contextlib.suppress(requests.RequestException):
+        requests.post(f"{base}/emulator/names", json=names, timeout=10)
 
 
 def start_prefect(stack: Stack, port: int) -> None:
@@ -160,10 +162,8 @@ def start_prefect(stack: Stack, port: int) -> None:
         "server", _bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)
     )
     wait_until(f"{api}/health", 120, "the Prefect server", server)
-    stack.run(_bin("prefect"), "work-pool", "create", "sopflow", "--type", "process", "--overwrite")
     ensure_prefect_objects_logged()
-    stack.run(_bin("sopflow"), "deployments")
-    stack.run(_bin("prefect"), "--no-prompt", "deploy", "--all")
+    apply_deployments_logged()
     stack.start("worker", _bin("prefect"), "worker", "start", "--pool", "sopflow")
 
 
@@ -173,6 +173,22 @@ def ensure_prefect_objects_logged() -> None:
 
     done = ensure_prefect_objects()
     log.info("Prefect objects: %s", ", ".join(f"{name} {how}" for name, how in done.items()))
+
+
+def apply_deployments_logged() -> None:
+    """prefect.yaml regenerated from sop/ and applied to the server (the work pool created when
+    missing), through the same code as `sopflow deployments --apply`."""
+    from core.errors import SopDefinitionError, SopError
+    from sopflow.apply import DeploymentFileError, apply_sop_dir
+
+    try:
+        outcome = apply_sop_dir(get_settings().sop_dir, PROJECT_ROOT / "prefect.yaml")
+    except SopDefinitionError as error:
+        raise RuntimeError("the SOP files have problems:\n" + "\n".join(error.problems)) from None
+    except (SopError, DeploymentFileError) as error:
+        raise RuntimeError(f"could not apply the deployments: {error}") from None
+    for line in outcome.applied.lines():
+        log.info("deployments %s", line)
 
 
 def trigger_today() -> list[tuple[str, str]]:
@@ -216,6 +232,7 @@ def wait_for_runs(runs: list[tuple[str, str]], seconds: float = 150) -> None:
 def _delivery_summary(run_id: str) -> str:
     from sqlalchemy import func, select
 
+    from engine.outcomes import counts_in_words
     from models.db import session_scope
     from models.delivery import Delivery
 
@@ -225,13 +242,8 @@ def _delivery_summary(run_id: str) -> str:
             .where(Delivery.flow_run_id == run_id)
             .group_by(Delivery.status, Delivery.reason)
         ).all()
-    return (
-        ", ".join(
-            f"{status} {count}" + (f" ({reason})" if reason else "")
-            for status, reason, count in rows
-        )
-        or "no new Delivery rows"
-    )
+    said = counts_in_words({(status, reason or ""): count for status, reason, count in rows})
+    return f"touches: {said}" if said else "no new touches"
 
 
 @contextlib.contextmanager

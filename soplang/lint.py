@@ -12,18 +12,12 @@ from jinja2 import TemplateSyntaxError
 
 from core import clock
 from core.errors import CalendarError
-from soplang.context import (
-    INTERNAL_FIELDS,
-    PER_CUSTOMER_FIELDS,
-    available_variables,
-    step_context,
-)
 from soplang.folder import duplicate_id_problems, sop_files
+from soplang.lint_steps import MAX_BYTES, check_step, frame_of
 from soplang.parse import parse_sop
 from soplang.problems import ParsedSop, Problem
-from soplang.spec import Section, SopSpec, did_you_mean
-from soplang.template import RenderFailure, compile_template, render
-from soplang.template_scan import static_text, used_paths, used_variables
+from soplang.spec import Section, SopSpec
+from soplang.template_scan import static_text
 
 __all__ = [
     "ABSOLUTE_CLAIMS",
@@ -34,9 +28,6 @@ __all__ = [
     "lint_paths",
     "main_lint",
 ]
-
-# WeCom limits on one text message, in UTF-8 bytes: add_msg_template text.content, robot text.
-MAX_BYTES = {"customer": 4000, "group": 4000, "robot": 2048}
 
 # 广告法 absolute claims. Only these exact words are flagged, so everyday words that merely
 # start with 最 (最近, 最后, 最多, 最少, 最终) pass; 第一 followed by a counter or 时
@@ -83,91 +74,6 @@ def _claim_problems(parsed: ParsedSop, section: Section, allowed: set[str], used
                 )
 
 
-def _variable_problems(parsed: ParsedSop, spec: SopSpec, step: str, section: Section) -> int:
-    """Unknown top-level variables, unsafe attributes and internal ids; returns the errors found."""
-    available = available_variables(spec.kind, spec.channel, step, spec.on)
-    errors = 0
-    for name, line in used_variables(section.text).items():
-        if name not in available:
-            errors += 1
-            parsed.add(
-                section.first_line + line - 1,
-                f"variable `{name}` is not available in step `{step}` of a {spec.kind} SOP on channel "
-                f"{spec.channel}{did_you_mean(name, available)}; available: {', '.join(available)}",
-            )
-    for path, line in used_paths(section.text):
-        attr = path.rsplit(".", 1)[-1]
-        if attr.startswith("_"):
-            errors += 1
-            parsed.add(
-                section.first_line + line - 1,
-                f"unsafe attribute `{path}`: names starting with _ are blocked",
-            )
-        elif path in INTERNAL_FIELDS:
-            parsed.add(
-                section.first_line + line - 1,
-                f"`{path}` is an internal id; do not put it in a message to customers",
-                "warning",
-            )
-        elif spec.channel == "customer" and spec.kind != "trigger" and path in PER_CUSTOMER_FIELDS:
-            # Triggers answer one customer's event at a time; a personal text costs nothing there.
-            parsed.add(
-                section.first_line + line - 1,
-                f"`{path}` makes every customer's text different, so each staff member gets one "
-                "WeCom task to confirm per customer (thousands); use segment-level fields such "
-                "as customer.region or customer.tier_label, or accept the extra tasks",
-                "warning",
-            )
-    return errors
-
-
-def _render_problems(parsed: ParsedSop, spec: SopSpec, step: str, section: Section) -> None:
-    try:
-        compiled = compile_template(
-            section.text,
-            sop_id=spec.id,
-            step=step,
-            path=str(parsed.path),
-            first_line=section.first_line,
-        )
-    except RenderFailure as exc:
-        parsed.add(exc.line or section.first_line, exc.detail)
-        return
-    if _variable_problems(parsed, spec, step, section):
-        return
-    try:
-        text = render(compiled, step_context(spec, step))
-    except RenderFailure as exc:
-        parsed.add(exc.line or section.first_line, f"{exc.detail} (rendering the sample context)")
-        return
-    size, limit = len(text.encode()), MAX_BYTES[spec.channel]
-    if size > limit:
-        parsed.add(
-            section.heading_line,
-            f"step `{step}` renders to {size} bytes with the sample context; WeCom allows {limit} "
-            f"bytes on channel {spec.channel}: shorten the text or list fewer items",
-        )
-    elif not text.strip():
-        parsed.add(
-            section.heading_line,
-            f"step `{step}` renders to an empty message with the sample context",
-        )
-
-
-def _syntax_problems(parsed: ParsedSop, name: str, section: Section) -> None:
-    """When the front matter is broken, still report template syntax errors."""
-    try:
-        compile_template(
-            section.text,
-            sop_id="?",
-            step=name,
-            path=str(parsed.path),
-            first_line=section.first_line,
-        )
-    except RenderFailure as exc:
-        parsed.add(exc.line or section.first_line, exc.detail)
-
-
 # ---------------------------------------------------------------- one file
 
 
@@ -184,10 +90,8 @@ def _file_problems(parsed: ParsedSop) -> None:
     used: set[str] = set()
     for name, section in parsed.sections.items():
         _claim_problems(parsed, section, set(allowed), used)
-        if spec is not None and name in spec.step_names:
-            _render_problems(parsed, spec, name, section)
-        elif spec is None:
-            _syntax_problems(parsed, name, section)
+        if spec is None or name in spec.step_names:  # a section of no step is reported as such
+            check_step(parsed, frame_of(parsed, name), section)
     for index, word in enumerate(allowed):
         if word not in used:
             line = (
@@ -220,8 +124,12 @@ def _spec_warnings(parsed: ParsedSop, spec: SopSpec) -> None:
 
 
 def check_parsed(parsed: ParsedSop) -> ParsedSop:
-    """Add the checks that need the templates (syntax, variables, sample render, size, claims,
-    calendar) to a parsed file; `parsed` is returned with every problem found."""
+    """Add the checks that need the templates (syntax, variables, fields, sample render, size,
+    claims, calendar) to a parsed file; `parsed` is returned with every problem found.
+
+    The templates are checked even when the front matter is broken (see `lint_steps`), so one
+    run of lint reports the front matter's errors and the templates' together.
+    """
     try:
         if parsed.sections or parsed.spec is not None:
             _file_problems(parsed)

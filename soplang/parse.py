@@ -12,7 +12,7 @@ from soplang.problems import ParsedSop
 from soplang.safe_yaml import YamlLimitError
 from soplang.schema_errors import validate_front_matter
 from soplang.sections import read_sections, split_front_matter
-from soplang.yaml_lines import yaml_error, yaml_with_lines
+from soplang.yaml_lines import top_level_scalars, yaml_error, yaml_with_lines
 
 FRONT_MATTER_LINE = 2  # the file line after the opening `---`
 
@@ -36,9 +36,11 @@ def parse_sop(path: str | Path) -> ParsedSop:
         data = yaml_with_lines(front, first, parsed)
     except YamlLimitError as exc:
         parsed.add(first + (exc.problem_mark.line if exc.problem_mark else 0), str(exc.problem))
+        parsed.guessed = top_level_scalars(front)
         return parsed
     except yaml.YAMLError as exc:
         parsed.add(*yaml_error(exc, first, front))
+        parsed.guessed = top_level_scalars(front)
         return parsed
     if not isinstance(data, dict):
         got = (

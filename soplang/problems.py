@@ -35,6 +35,8 @@ class ParsedSop:
     path: Path
     spec: SopSpec | None = None
     data: dict[str, Any] | None = None  # the raw front matter, as YAML gave it
+    # When the YAML did not parse: its top-level `key: value` lines, read one by one.
+    guessed: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
     sections: dict[str, Section] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from types import FunctionType
 from typing import Any
 
@@ -49,6 +50,24 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
     def guard_filters(self) -> None:
         """Wrap every filter (call after adding the project's own) with the budget's checks."""
         self.filters = {name: guard_filter(name, f) for name, f in self.filters.items()}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`campaign.items` reads the field `items`, never the dict method of that name."""
+        if isinstance(obj, Mapping) and not attribute.startswith("_"):
+            return self._field(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """`campaign['items']` too: a dict is read by its keys only."""
+        if isinstance(obj, Mapping) and isinstance(argument, str) and not argument.startswith("_"):
+            return self._field(obj, argument)
+        return super().getitem(obj, argument)
+
+    def _field(self, obj: Mapping[str, Any], name: str) -> Any:
+        try:
+            return obj[name]
+        except (TypeError, LookupError):
+            return self.undefined(obj=obj, name=name)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         return binop(operator, left, right)

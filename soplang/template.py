@@ -16,6 +16,7 @@ from jinja2.runtime import missing
 from core.errors import TemplateError
 from soplang.budget import BudgetExceeded, render_budget
 from soplang.environment import EmptyValue, MissingValue, environment
+from soplang.field_words import missing_field
 from soplang.sandbox import TemplateTextError
 from soplang.spec import SopSpec, did_you_mean
 from soplang.template_scan import expression_for
@@ -186,18 +187,10 @@ def _explain_missing(
         )
         return compiled.fail(detail, line, variable=name)
     expression = expression_for(compiled.source, exc.name, line) or f"….{name}"
-    parent = expression.rsplit(".", 1)[0] if "." in expression else "the value"
-    if isinstance(exc.owner, Mapping):
-        fields = [str(key) for key in exc.owner]
-        detail = (
-            f"`{expression}` does not exist{did_you_mean(name, fields)}; "
-            f"`{parent}` has: {', '.join(fields)}"
-        )
-    elif isinstance(exc.owner, list | tuple):
-        detail = f"`{expression}` does not exist: the list has {len(exc.owner)} element(s)"
-    else:
-        detail = f"`{expression}` does not exist ({exc})"
-    return compiled.fail(detail, line, variable=expression)
+    explained = missing_field(expression, exc.name, exc.owner, context)
+    return compiled.fail(
+        explained or f"`{expression}` does not exist ({exc})", line, variable=expression
+    )
 
 
 def _template_line(tb: TracebackType | None, filename: str) -> int | None:

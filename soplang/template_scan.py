@@ -11,25 +11,34 @@ from jinja2.meta import find_undeclared_variables
 from soplang.environment import environment
 
 
-def _parse(source: str) -> nodes.Template:
-    return environment().parse(source)
+def _parse(source: str | nodes.Template) -> nodes.Template:
+    return source if isinstance(source, nodes.Template) else environment().parse(source)
 
 
-def used_variables(source: str) -> dict[str, int]:
+def used_variables(source: str | nodes.Template) -> dict[str, int]:
     """Top-level variables a template reads, each with the template line it is first used on."""
-    tree = _parse(source)
-    names = find_undeclared_variables(tree)
     first: dict[str, int] = {}
-    for node in tree.find_all(nodes.Name):
-        if node.name in names and node.name not in first:
-            first[node.name] = node.lineno
+    for name, line in variable_uses(source):
+        first.setdefault(name, line)
     return first
 
 
-def used_paths(source: str) -> Iterator[tuple[str, int]]:
+def variable_uses(source: str | nodes.Template) -> list[tuple[str, int]]:
+    """Every (top-level variable, template line) a template reads, once per line, in order."""
+    tree = _parse(source)
+    names = find_undeclared_variables(tree)
+    uses = {
+        (node.name, node.lineno): None
+        for node in tree.find_all(nodes.Name)
+        if node.name in names and node.ctx == "load"
+    }
+    return sorted(uses, key=lambda use: use[1])
+
+
+def used_paths(source: str | nodes.Template) -> Iterator[tuple[str, int]]:
     """Dotted attribute paths a template reads (e.g. `customer.external_userid`) with their lines."""
     for node in _parse(source).find_all(nodes.Getattr):
-        yield _expression(node) or f"….{node.attr}", node.lineno
+        yield expression_text(node) or f"….{node.attr}", node.lineno
 
 
 def static_text(source: str) -> Iterator[tuple[int, str]]:
@@ -41,16 +50,17 @@ def static_text(source: str) -> Iterator[tuple[int, str]]:
                     yield lineno + offset, piece
 
 
-def _expression(node: nodes.Node) -> str | None:
+def expression_text(node: nodes.Node) -> str | None:
+    """The source text of a name and its `.field` / `['key']` / `[0]` lookups, e.g. `d.product.nme`."""
     if isinstance(node, nodes.Name):
         return node.name
     if isinstance(node, nodes.Const):
         return repr(node.value)
     if isinstance(node, nodes.Getattr):
-        base = _expression(node.node)
+        base = expression_text(node.node)
         return f"{base}.{node.attr}" if base else None
     if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-        base = _expression(node.node)
+        base = expression_text(node.node)
         key = node.arg.value
         return (
             f"{base}.{key}"
@@ -77,4 +87,4 @@ def expression_for(source: str, attr: Any, line: int | None) -> str | None:
         )
     ]
     on_line = [node for node in candidates if node.lineno == line] or candidates
-    return next((e for e in map(_expression, on_line) if e), None)
+    return next((e for e in map(expression_text, on_line) if e), None)

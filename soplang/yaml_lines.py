@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -46,6 +47,25 @@ def _record_lines(node: yaml.Node, path: tuple[str, ...], offset: int, parsed: P
             dotted = ".".join((*path, str(index)))
             parsed.lines[dotted] = item.start_mark.line + offset
             _record_lines(item, (*path, str(index)), offset, parsed)
+
+
+_TOP_LEVEL = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*?)[ \t]*$")
+
+
+def top_level_scalars(text: str) -> dict[str, str]:
+    """`key: value` lines at the left margin of YAML that did not parse, read one line at a time.
+
+    Enough to tell the kind, channel and event of a file whose YAML is broken elsewhere.
+    """
+    found: dict[str, str] = {}
+    for line in text.split("\n"):
+        match = _TOP_LEVEL.match(line)
+        if match:
+            value = re.sub(r"\s+#.*$", "", match[2]).strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            found.setdefault(match[1], value)
+    return found
 
 
 def yaml_error(exc: yaml.YAMLError, first_line: int, text: str) -> tuple[int, str]:

@@ -7,19 +7,28 @@ from pathlib import Path
 
 import pytest
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 from channels.emulator import WeComEmulator
 from core.settings import reset_settings
 from models import db
+from orchestration.quiet_server import quiet_server
+
+SERVER_NOTES: list[str] = []  # what the session's server logged while running, told at the end
 
 
 @pytest.fixture(autouse=True, scope="session")
 def prefect_harness() -> Iterator[None]:
-    """The real Prefect engine against one temporary server for the whole session."""
-    with prefect_test_harness(server_startup_timeout=90):
+    """The real Prefect engine against one temporary server for the whole session; the server's
+    output goes to a log file, not into the tests' captured output."""
+    with quiet_server(startup_timeout=90, settle_seconds=10, report=SERVER_NOTES.append):
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per session when the Prefect server logged warnings or errors, naming its log."""
+    for note in SERVER_NOTES:
+        terminalreporter.write_line(note)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ Endpoints (WeCom's JSON shapes; see channels/EMULATOR.md):
     POST /cgi-bin/externalcontact/remind_groupmsg_send
     POST /cgi-bin/externalcontact/cancel_groupmsg_send
     POST /cgi-bin/webhook/send                        (group robots, `?key=`)
-Admin: POST /emulator/config (JSON merge), GET /emulator/state, POST /emulator/reset.
+Admin: POST /emulator/config (JSON merge), GET /emulator/state, POST /emulator/reset,
+POST /emulator/names (display names). Pages: GET / and /emulator/outbox (sent messages, HTML).
 
 Use it in tests as `with WeComEmulator(EmulatorConfig(...)) as emu: ... emu.url` (state in
 memory), with `state=path` to keep its state in a SQLite file across restarts, or from the
@@ -17,7 +18,8 @@ command line with `serve_forever(port, state=path)`.
 
 Modules: `config` (EmulatorConfig, limits), `wire` (request checks, paging), `state` (messages
 and the WeCom endpoints), `persistence` (memory or SQLite), `core` (WeComEmulator: lifecycle,
-admin, faults), `server` (HTTP), `main` (serve_forever).
+admin, faults), `sent` and `html` (the sent-messages page), `server` (HTTP), `main`
+(serve_forever).
 """
 
 from __future__ import annotations

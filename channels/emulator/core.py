@@ -22,7 +22,9 @@ from channels.emulator.config import (
     EmulatorConfig,
     JsonDict,
 )
+from channels.emulator.html import error_page, render
 from channels.emulator.persistence import MemoryStore, SqliteStore
+from channels.emulator.sent import QueryError, SentQuery, sent_page
 from channels.emulator.server import EmulatorServer
 from channels.emulator.state import MassMessages, Route
 from channels.emulator.wire import error_answer, over, parse_json
@@ -121,7 +123,7 @@ class WeComEmulator(MassMessages):
             return self.config
 
     def reset(self) -> None:
-        """Forget messages, tokens and counts (in the state file too); restore the starting config."""
+        """Forget messages, tokens, names and counts (in the state file too); restore the starting config."""
         with self._lock:
             self.store.clear()
             self.config = copy.deepcopy(self._initial)
@@ -140,6 +142,28 @@ class WeComEmulator(MassMessages):
                 "state_file": str(self.store.path) if self.store.path else None,
             }
 
+    def set_names(self, names: JsonDict) -> int:
+        """Remember display names of userids, chat ids, external_userids or robot keys for the
+        sent-messages page (same as POST /emulator/names); answers how many names are known."""
+        bad = [key for key, value in names.items() if not key or not isinstance(value, str)]
+        if bad:
+            example = '{"wrA": "北京生鲜爱好者群", "zhangwei.bj01": "张伟"}'
+            raise ApiError(40058, f"names must map ids to text, e.g. {example}; not so: {bad[:3]}")
+        with self._lock:
+            self.store.save_names(names)
+            self.names.update(names)
+            return len(self.names)
+
+    def sent_html(self, query: dict[str, str]) -> tuple[int, str]:
+        """The sent-messages page (GET / or /emulator/outbox), or a 400 page naming the bad parameter."""
+        try:
+            wanted = SentQuery.parse(query)
+        except QueryError as err:
+            return 400, error_page(str(err))
+        with self._lock:
+            page = sent_page(self, wanted)
+        return 200, render(page)
+
     @property
     def messages(self) -> list[JsonDict]:
         """The mass messages created so far, oldest first."""
@@ -155,8 +179,10 @@ class WeComEmulator(MassMessages):
 
     def handle(
         self, method: str, path: str, query: dict[str, str], body: bytes
-    ) -> tuple[int, JsonDict] | None:
-        """Answer one request: (HTTP status, JSON body), or None to drop the connection."""
+    ) -> tuple[int, JsonDict | str] | None:
+        """Answer one request: (HTTP status, JSON body or an HTML page), or None to drop the connection."""
+        if method == "GET" and path in PAGES:
+            return self.sent_html(query)
         if path.startswith("/emulator/"):
             return self._admin(method, path, body)
         route = ROUTES.get((method, path))
@@ -252,7 +278,11 @@ class WeComEmulator(MassMessages):
                 return 200, {"errcode": 0, "errmsg": "ok"}
             if (method, path) == ("GET", "/emulator/state"):
                 return 200, {"errcode": 0, **self.state()}
-        except (ApiError, KeyError, TypeError) as err:
+            if (method, path) == ("POST", "/emulator/names"):
+                return 200, {"errcode": 0, "names": self.set_names(parse_json(body))}
+        except ApiError as err:
+            return 400, {"errcode": err.errcode, "errmsg": err.errmsg}
+        except (KeyError, TypeError) as err:
             return 400, {"errcode": 40058, "errmsg": str(err)}
         return 404, {"errcode": 404, "errmsg": f"no such endpoint: {method} {path}"}
 
@@ -268,3 +298,4 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", WEBHOOK): MassMessages._webhook_send,
 }
 UNAUTHENTICATED = frozenset({GETTOKEN, WEBHOOK})  # no access_token, no plain faults
+PAGES = frozenset({"/", "/emulator/outbox"})  # the sent-messages page (HTML)

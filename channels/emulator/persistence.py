@@ -2,9 +2,10 @@
 
 The file holds one row per mass message (targets and fail list as JSON, so a 10,000-target
 `add_msg_template` is one insert), its reminders and cancellation, the access tokens, the
-robot posts and the config changed at run time. Each change is one SQLite transaction in WAL
-mode, committed before the emulator answers: a killed emulator loses nothing it answered for
-and never leaves a half-written file. Call counts and rate-limit windows are not kept.
+robot posts, the display names given to ids and the config changed at run time. Each change
+is one SQLite transaction in WAL mode, committed before the emulator answers: a killed
+emulator loses nothing it answered for and never leaves a half-written file. Call counts and
+rate-limit windows are not kept.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS message (
 CREATE TABLE IF NOT EXISTS token (token TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS robot_post (id INTEGER PRIMARY KEY, key TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS setting (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS display_name (id TEXT PRIMARY KEY, name TEXT NOT NULL);
 """
 _JSON_COLUMNS = ("targets", "fail_list", "attachments", "reminders")
 _MESSAGE_COLUMNS = (
@@ -53,11 +55,12 @@ _MESSAGE_COLUMNS = (
 
 @dataclass
 class Snapshot:
-    """The state a store holds: message rows (oldest first), tokens, robot posts, saved config."""
+    """The state a store holds: message rows (oldest first), tokens, robot posts, names, saved config."""
 
     messages: list[JsonDict] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)
     robot_posts: dict[str, list[JsonDict]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
     config: JsonDict | None = None
 
 
@@ -86,6 +89,9 @@ class MemoryStore:
 
     def save_config(self, config: JsonDict) -> None:
         """Record the config as changed at run time."""
+
+    def save_names(self, names: dict[str, str]) -> None:
+        """Record display names of userids, chat ids, external_userids or robot keys."""
 
     def clear(self) -> None:
         """Forget everything."""
@@ -123,6 +129,7 @@ class SqliteStore(MemoryStore):
         snapshot.tokens = dict(db.execute("SELECT token, expires_at FROM token"))
         for key, body in db.execute("SELECT key, body FROM robot_post ORDER BY id"):
             snapshot.robot_posts.setdefault(key, []).append(json.loads(body))
+        snapshot.names = dict(db.execute("SELECT id, name FROM display_name"))
         saved = db.execute("SELECT value FROM setting WHERE name = 'config'").fetchone()
         snapshot.config = json.loads(saved[0]) if saved else None
         return snapshot
@@ -160,10 +167,15 @@ class SqliteStore(MemoryStore):
             (json.dumps(config, ensure_ascii=False),),
         )
 
+    def save_names(self, names: dict[str, str]) -> None:
+        db = self._connection()
+        with db:
+            db.executemany("INSERT OR REPLACE INTO display_name VALUES (?, ?)", names.items())
+
     def clear(self) -> None:
         db = self._connection()
         with db:
-            for table in ("message", "token", "robot_post", "setting"):
+            for table in ("message", "token", "robot_post", "setting", "display_name"):
                 db.execute(f"DELETE FROM {table}")
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from channels.emulator.core import WeComEmulator
 
 logger = logging.getLogger(__name__)
+CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -74,9 +75,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the work is done; the caller gets no answer
             return
         status, payload = answer
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        if isinstance(payload, str):  # the sent-messages page
+            data, kind = payload.encode("utf-8"), "text/html; charset=utf-8"
+        else:
+            data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            kind = "application/json; charset=utf-8"
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", kind)
+        if isinstance(payload, str):  # no scripts, no network: inline styles only
+            self.send_header("Content-Security-Policy", CSP)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -7,7 +7,7 @@ import hashlib
 import math
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from channels.emulator.config import (
@@ -71,6 +71,7 @@ class MassMessages:
         # Each customer's single messages, for the caps; built on the first cap check only.
         self._by_customer: defaultdict[str, list[StoredMessage]] | None = None
         self.robot_posts: defaultdict[str, list[JsonDict]] = defaultdict(list)
+        self.names: dict[str, str] = {}  # display names of userids, chat ids, customers, robot keys
 
     def remember(self, snapshot: Snapshot) -> None:
         """Take up the state a store loaded."""
@@ -78,8 +79,20 @@ class MassMessages:
         self._tokens.update(snapshot.tokens)
         for key, posts in snapshot.robot_posts.items():
             self.robot_posts[key].extend(posts)
+        self.names.update(snapshot.names)
         for row in snapshot.messages:
             self._keep(StoredMessage(**row))
+
+    def newest_first(self) -> Iterator[StoredMessage]:
+        """The mass messages, newest first (iterate under the lock)."""
+        return reversed(self._messages.values())
+
+    def task_results(self, message: StoredMessage) -> tuple[float | None, list[JsonDict]]:
+        """When the sender confirmed `message` (None: not yet) and its `send_list` rows, as the API answers."""
+        return (
+            self._confirmed_at(message, message.sender, self.clock()),
+            self._send_rows(message, message.sender),
+        )
 
     def _keep(self, message: StoredMessage) -> None:
         self._messages[message.msgid] = message

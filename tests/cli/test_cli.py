@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -10,41 +9,12 @@ from typer.testing import CliRunner
 
 from core.settings import PROJECT_ROOT
 from sopflow.cli import app
-from tests.factories import make_world
 
-MORNING = str(PROJECT_ROOT / "sop" / "community" / "morning-price.md")
 BAD = PROJECT_ROOT / "tests" / "fixtures" / "sop_bad"
 
 
 def invoke(*args: str):
     return CliRunner().invoke(app, list(args))
-
-
-def test_preview_renders_a_real_group_and_counts_recipients_and_tasks(database_url: str) -> None:
-    world = make_world(dt.date(2026, 11, 24), database_url)
-
-    result = invoke("preview", MORNING, "--date", "2026-11-24")
-
-    assert result.exit_code == 0, result.output
-    assert "北京生鲜爱好者群" in result.output and "鸡蛋3.99元/斤" in result.output
-    assert "recipients: 4 group(s), 1 skipped for lack of deals" in result.output
-    # Each group's text names the group, so each is its own task to confirm.
-    assert "3 across 2 staff member(s) (zhangwei.bj01 2, lina.sh01 1)" in result.output
-    chosen = invoke(
-        "preview", MORNING, "--date", "2026-11-24", "--group", world.chat_ids["上海母婴用品群"]
-    )
-    assert "上海母婴用品群" in chosen.output and "婴儿纸尿裤" in chosen.output
-
-
-def test_preview_explains_a_day_without_deals_and_a_bad_date(database_url: str) -> None:
-    make_world(dt.date(2026, 11, 24), database_url)
-
-    no_deals = invoke("preview", MORNING, "--date", "2026-11-25")
-    bad_date = invoke("preview", MORNING, "--date", "24/11/2026")
-
-    assert no_deals.exit_code == 1 and "no morning deals on 2026-11-25" in no_deals.output
-    assert bad_date.exit_code == 1 and "YYYY-MM-DD" in bad_date.output
-    assert "Traceback" not in no_deals.output + bad_date.output
 
 
 def test_lint_exits_0_on_the_shipped_sops_and_1_on_each_bad_file() -> None:

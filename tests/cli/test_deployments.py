@@ -16,7 +16,7 @@ SCHEDULES = {
     "classify-stages": ("flows/lifecycle.py:classify_stages", "0 0 * * *", "Asia/Shanghai"),
     "plan-day": ("flows/maintenance.py:plan_day", "5 0 * * *", "Asia/Shanghai"),
     "collect-results": ("flows/maintenance.py:collect_results", "*/30 * * * *", "Asia/Shanghai"),
-    "drain-events": ("flows/triggers.py:drain_events", "* * * * *", "Asia/Shanghai"),
+    "drain-events": ("flows/triggers.py:drain_events", "*/15 * * * *", "Asia/Shanghai"),
     "review-weekly": ("flows/review.py:review", "0 7 * * 1", "Asia/Shanghai"),
     "review-monthly": ("flows/review.py:review", "30 7 1 * *", "Asia/Shanghai"),
     # Lifecycle: one deployment per step, daily at its `send_at`.

@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,20 @@ from prefect.input import keyset_from_paused_state
 
 from core.clock import at_local, utcnow
 from core.settings import PROJECT_ROOT, reset_settings
-from engine.approval import REJECTED, TIMED_OUT, rejection_reason
+from engine.approval import (
+    REJECTED,
+    TIMED_OUT,
+    ApprovalCheck,
+    ApprovalView,
+    rejection_reason,
+    summary_markdown,
+)
+from engine.outcomes import RunTally
+from flows.approval import Approval
 from flows.community import community_sop
 from flows.customers import customer_sop
+from models.deliveries import Occurrence
+from soplang.loader import find_sop
 from tests.factories import add_customers, deliveries, make_world
 
 DAY = dt.date(2026, 11, 24)
@@ -45,7 +57,11 @@ def world(database_url: str):
 
 
 @pytest.fixture
-def approval_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def approval_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    return approval_sop(tmp_path, monkeypatch)
+
+
+def approval_sop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
     """Set `approval: {over: N}` on a copy of the shipped morning-price SOP; answers polled each second."""
     folder = tmp_path / "sop"
     shutil.copytree(PROJECT_ROOT / "sop" / "community", folder / "community")
@@ -89,6 +105,11 @@ class Background:
 
 @pytest.fixture
 def background() -> Iterator[list[Background]]:
+    yield from background_runs()
+
+
+def background_runs() -> Iterator[list[Background]]:
+    """Flow runs a test starts in threads, waited for when it ends."""
     runs: list[Background] = []
     yield runs
     for run in runs:
@@ -255,3 +276,61 @@ def test_approval_on_a_1to1_sop_pauses_its_run_like_a_group_sop(
     # Approved and sent: a re-run neither asks again nor sends.
     again = customer_sop(sop_id="dormant-care", step="care", day=DAY, now=ten)
     assert again["this_run"] == {} and len(emulator.messages) == 2
+
+
+def test_the_summary_shows_the_sample_first_then_the_top_ten_staff_members_and_the_total() -> None:
+    spec = find_sop("morning-price", PROJECT_ROOT / "sop")
+    staff = Counter({f"staff{i:02d}.bj": 12 - i for i in range(12)})  # 12, 11, … 1 task(s)
+    view = ApprovalView(staff, sample="今日鸡蛋3.99元/斤,限前200单", sample_for="北京生鲜爱好者群")
+
+    markdown = summary_markdown(
+        spec,
+        Occurrence("morning-price", "main", "2026-11-24", "wecom"),
+        ApprovalCheck(to_send=90, over=50),
+        view,
+        RunTally(recipients=90),
+        kind="group",
+        timeout_hours=6,
+    )
+
+    lines = markdown.splitlines()
+    rows = [line for line in lines if line.startswith("| staff") and ".bj |" in line]
+    assert rows == [f"| staff{i:02d}.bj | {12 - i} |" for i in range(10)]
+    assert lines[lines.index(rows[-1]) + 1 :][:2] == [
+        "| … 2 more staff members | 3 |",  # staff10 (2) and staff11 (1)
+        "| **total** | **78** |",
+    ]
+    assert "**78** mass-message task(s) across **12** staff member(s)" in markdown
+    assert markdown.index("鸡蛋3.99元/斤") < markdown.index("## Audience") < rows_at(markdown)
+    assert "for 北京生鲜爱好者群:" in markdown
+
+
+def rows_at(markdown: str) -> int:
+    return markdown.index("| staff member |")
+
+
+def test_the_approval_form_reads_right_for_the_uis_toggle() -> None:
+    field = Approval.model_json_schema()["properties"]["approve"]
+
+    assert field["title"] == "Approve" and field["default"] is False
+    assert field["description"].startswith("On: send this step")
+    assert "Off: reject the step" in field["description"]
+    assert "tick" not in field["description"].lower()
+
+
+def test_a_night_run_over_the_threshold_waits_without_asking_and_the_morning_run_asks(
+    world, approval_over, background
+) -> None:
+    approval_over(1)
+
+    night = community_sop(sop_id="morning-price", day=DAY, now=at_local(DAY, 2, 30))
+
+    assert night[0]["deferred"] == 4 and night[0]["this_run"] == {
+        "planned:deferred: quiet hours": 4
+    }
+    background.append(run := Background())
+    paused = paused_run(run.started)
+    assert "touches to send: **3**" in approval_markdown(paused.id)
+    assert resume(paused.id, {"approve": True}) == "ACCEPT"
+    run.join()
+    assert sorted(r.status for r in deliveries()) == ["sent", "sent", "sent", "skipped"]

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -239,3 +240,59 @@ def test_the_run_that_sends_a_deferred_row_is_the_one_it_records(world) -> None:
 
     sent_by = {r.flow_run_id for r in deliveries() if r.status == "sent"}
     assert len(planned_by) == len(sent_by) == 1 and planned_by != sent_by
+
+
+def run_artifact(flow_run_id: str, key: str) -> Any:
+    """The artifact `key` a flow run published: a markdown text or a table's rows."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    data = artifact.data
+    return json.loads(data) if artifact.type == "table" else data
+
+
+def test_a_night_run_says_when_its_touches_go_and_which_run_sends_them_with_a_sample(
+    world,
+) -> None:
+    night = community_sop(sop_id="morning-price", day=DAY, now=at_local(DAY, 2, 26))
+    run_id = deliveries()[0].flow_run_id
+
+    waits = (
+        "4 touches wait for quiet hours to end at 08:00 (2026-11-24); the scheduled run at "
+        "08:30 (`morning-price 2026-11-24`) sends them"
+    )
+    summary = run_artifact(run_id, "morning-price-main-sample")
+    assert waits in summary.splitlines()[2]  # the first thing said, under the title
+    assert "## Rendered sample" in summary and "鸡蛋3.99元/斤" in summary
+    assert "for 北京生鲜爱好者群:" in summary
+    table = run_artifact(run_id, "morning-price-main-outcomes")
+    assert table == [{"outcome": "waiting for quiet hours to end", "touches": 4, "this run": 4}]
+    assert (
+        night[0]["in_words"]
+        == f"nothing sent; {waits}, as would any run of this occurrence started from then on"
+    )
+    for jargon in ("planned", "Delivery", "rows", "deferred"):
+        assert jargon not in summary and jargon not in night[0]["in_words"]
+
+
+def test_the_morning_run_says_what_it_sent_in_words(world) -> None:
+    community_sop(sop_id="morning-price", day=DAY, now=at_local(DAY, 2, 26))
+
+    morning = community_sop(sop_id="morning-price", day=DAY, now=MORNING)
+
+    # (The wine group, skipped for want of deals, stays counted to the night run that recorded it.)
+    assert morning[0]["in_words"].startswith("this run's touches: 3 sent")
+    sent_by = next(r.flow_run_id for r in deliveries() if r.status == "sent")
+    summary = run_artifact(sent_by or "", "morning-price-main-sample")
+    assert "quiet hours" not in summary

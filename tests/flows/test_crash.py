@@ -108,6 +108,7 @@ def sending_ids() -> list[int]:
     return [r.id for r in deliveries() if r.status == DeliveryStatus.SENDING]
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_dispatch_is_reconciled_and_rerun_without_duplicates(
     world, emulator: WeComEmulator, tmp_path: Path
 ) -> None:

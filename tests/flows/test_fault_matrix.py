@@ -235,6 +235,7 @@ def test_busy_rate_limit_and_5xx_bursts(path: Path_, emulator: WeComEmulator, bu
     rerun_cleared(path, emulator)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_dispatch(path: Path_, emulator: WeComEmulator, tmp_path: Path) -> None:
     """The process dies while WeCom is creating a message; the re-run settles and finishes."""
     emulator.configure(delay_seconds=1.0)

@@ -51,7 +51,7 @@ def test_the_report_agrees_with_the_delivery_table(
 
     assert result.exit_code == 0, result.output
     report = tmp_path / f"review-{DAY}-{DAY}.html"
-    assert report.exists() and "<img" in report.read_text(encoding="utf-8")
+    assert report.exists() and "<svg" in report.read_text(encoding="utf-8")
     period = Period(DAY, DAY, "Asia/Shanghai")
     counts = direct_counts(period)
     assert sum(counts.values()) > 0 and counts.get("delivered", 0) > 0

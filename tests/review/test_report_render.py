@@ -1,25 +1,22 @@
-"""Review reports: the HTML page with its inlined charts, and the markdown and rows for Prefect artifacts."""
+"""Review reports: the HTML page in Chinese (sections, tables, inline charts) and the markdown and rows for Prefect artifacts."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from review.charts import review_charts
 from review.html import render_html, report_name, write_report
 from review.markdown import headline_markdown, table_rows
-from review.model import Kpi, Review, Uplift
+from review.model import Uplift
+from tests.review.samples import SCRIPT, empty_review, sample_review
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-IMG = re.compile(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]*)"')
-SCRIPT = "<script>alert(1)</script>"
+SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+ARIA = re.compile(r'<svg role="img" aria-label="([^"]*)"')
+NO_DATA = "本期无数据 · no data this period"
 
 
 @pytest.fixture(autouse=True)
@@ -28,199 +25,74 @@ def prefect_harness() -> Iterator[None]:
     yield
 
 
-def outcomes(planned: int, sent: int, orders: int, revenue_fen: int) -> dict[str, object]:
-    return {
-        "planned": planned,
-        "sent": sent,
-        "delivered": sent - 3,
-        "not_a_friend": 2,
-        "over_wecom_limit": 0,
-        "unconfirmed": 1,
-        "failed": 0,
-        "unknown": 0,
-        "skipped": planned - sent,
-        "orders": orders,
-        "revenue_fen": revenue_fen,
-        "conversion_rate": orders / (sent - 3),
-    }
-
-
-def sample_review() -> Review:
-    days = [dt.date(2024, 11, 1) + dt.timedelta(days=n) for n in range(3)]
-    return Review(
-        starts=dt.date(2024, 11, 1),
-        ends=dt.date(2024, 11, 7),
-        sop_id=None,
-        generated_at=dt.datetime(2024, 11, 8, 1, 30, tzinfo=dt.UTC),
-        headline=[
-            Kpi("open_rate", "Open rate", 0.162, "rate", target=0.15, comparison=">=", met=True),
-            Kpi(
-                "conversion_rate",
-                "Conversion (orders attributed / delivered)",
-                0.021,
-                "rate",
-                target=0.03,
-                comparison=">=",
-                met=False,
-            ),
-            Kpi("contacts_added", "Contacts added", 1234, "count"),
-            Kpi("revenue", "Revenue attributed", 1234560, "fen"),
-        ],
-        tables={
-            "region": [
-                {"region": "华东", **outcomes(900, 850, 20, 880000)},
-                {"region": "华南", **outcomes(400, 390, 6, 354560)},
-            ],
-            "sop": [
-                {
-                    "sop_id": "double-11-warmup",
-                    "title": "双11预热",
-                    **outcomes(1000, 950, 21, 1000000),
-                },
-                {"sop_id": "dormant-recall", "title": "沉睡唤醒", **outcomes(300, 290, 5, 234560)},
-            ],
-            "day": [{"day": day, **outcomes(400, 380, 8, 400000)} for day in days],
-            "staff": [
-                {"sender": f"staff-{n:03d}", **outcomes(100 + n, 90 + n, 1, 9900)}
-                for n in range(60)
-            ],
-        },
-        skip_reasons=[
-            {"reason": "capped (lost to dormant-recall)", "count": 120},
-            {"reason": "已退订", "count": 35},
-            {"reason": SCRIPT, "count": 2},
-        ],
-        uplift=[
-            Uplift("double-11-warmup", 950, 24, 100, 1, 0.0253, 0.01, 0.0153, 0.003, 0.028),
-            Uplift("dormant-recall", 290, 5, 30, 1, 0.0172, 0.0333, -0.0161, -0.08, 0.047),
-            Uplift("welcome", 80, 2, 0, 0, 0.025, None, None, None, None),
-        ],
-        daily=[
-            {
-                "day": day.isoformat(),
-                "sent": 380,
-                "delivered": 377,
-                "orders": 8 + n,
-                "revenue_fen": 400000,
-            }
-            for n, day in enumerate(days)
-        ],
-        after_touch=[
-            {
-                "sop_id": "double-11-warmup",
-                "touched": 947,
-                "deleted_7d": 9,
-                "opted_out_7d": 4,
-                "deletion_rate": 9 / 947,
-                "opt_out_rate": 4 / 947,
-            },
-            {
-                "sop_id": "dormant-recall",
-                "touched": 287,
-                "deleted_7d": 6,
-                "opted_out_7d": 3,
-                "deletion_rate": 6 / 287,
-                "opt_out_rate": 3 / 287,
-            },
-        ],
-        loyalty=[
-            {
-                "segment": "group members",
-                "customers": 5000,
-                "buyers": 800,
-                "orders": 3360,
-                "repurchase_rate": 0.42,
-                "orders_per_buyer": 4.2,
-                "average_order_fen": 12800,
-            },
-            {
-                "segment": "non-members",
-                "customers": 20000,
-                "buyers": 1500,
-                "orders": 2100,
-                "repurchase_rate": 0.12,
-                "orders_per_buyer": 1.4,
-                "average_order_fen": 10000,
-            },
-        ],
-        staff_confirmation=[
-            {
-                "sender": "王芳",
-                "tasks": 12,
-                "confirmed": 11,
-                "confirmation_rate": 11 / 12,
-                "median_delay_seconds": 1500,
-            }
-        ],
-        notes=["Orders count when placed within 72 h of a delivered touch (last touch wins)."],
-    )
-
-
-def empty_review() -> Review:
-    return Review(
-        starts=dt.date(2024, 11, 1),
-        ends=dt.date(2024, 11, 30),
-        sop_id="double-11-warmup",
-        generated_at=dt.datetime(2024, 12, 1, tzinfo=dt.UTC),
-    )
-
-
 @pytest.fixture(scope="module")
 def page() -> str:
     """The sample review's page, rendered once for the tests that only read it."""
     return render_html(sample_review())
 
 
-def images(html: str) -> list[tuple[bytes, str]]:
-    return [(base64.b64decode(data), alt) for data, alt in IMG.findall(html)]
-
-
 def test_report_is_written_with_four_inline_charts_and_no_external_resources(
     tmp_path: Path,
 ) -> None:
-    """The page lands in a new folder, named by its period, with every chart as an embedded PNG."""
+    """The page lands in a new folder, named by its period, with every chart as inline SVG."""
     path = write_report(sample_review(), tmp_path / "reports")
 
     assert path == tmp_path / "reports" / "review-2024-11-01-2024-11-07.html"
     html = path.read_text(encoding="utf-8")
-    charts = images(html)
-    assert len(charts) == 4
-    assert all(png.startswith(PNG_SIGNATURE) for png, _ in charts)
-    alts = [alt for _, alt in charts]
-    assert alts[0].startswith("Sends and conversions per day over 3 days: 1,140 sent")
-    assert alts[1].startswith("Skip reasons, 157 skipped")
-    assert alts[2].startswith("Uplift vs holdout per SOP")
-    assert alts[3].startswith("Deletions and opt-outs within 7 days")
-    assert not re.search(r'(?:src|href)="(?!data:)', html)
+    assert len(SVG.findall(html)) == 4
+    alts = ARIA.findall(html)
+    assert alts[0].startswith("每日发送与转化 · Sends and conversions per day,共 3 天:已发送 1,140")
+    assert alts[1].startswith("跳过原因 · Skip reasons,共跳过 157 人次")
+    assert alts[2].startswith("各 SOP 相对对照组的转化提升")
+    assert alts[3].startswith("触达后 7 天内删除好友与退订")
+    assert "<img" not in html and "<script" not in html
+    assert not re.search(r'(?:src|href)="(?!#)|url\((?!#)|@import', html)
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "ids of the four inline charts collide"
     assert len(html) < 600_000
 
 
 def test_misses_come_first_and_numbers_are_formatted(page: str) -> None:
-    """A missed target is in the Misses box above the headline table, marked and highlighted."""
+    """A missed target is in the misses box above the headline table, marked and highlighted."""
     html = page
+    conversion = '转化率(归因订单 / 触达人数) <span class="en">Conversion (orders attributed / delivered)</span>'
 
-    misses = html.index("Misses")
-    assert misses < html.index("<h2>Headline</h2>")
-    assert "Conversion (orders attributed / delivered)</b>: 2.1% (target ≥ 3.0%)" in html
-    assert "<tr class=miss><td>Conversion (orders attributed / delivered)</td>" in html
-    assert "✓ met" in html and "✗ missed" in html and "no target" in html
+    misses = html.index("1 项未达标")
+    assert misses < html.index('<h2>核心指标 <span class="en">Headline</span></h2>')
+    assert f"<b>{conversion}</b>:2.1% (目标 target ≥ 3.0%)" in html
+    assert f"<tr class=miss><td>{conversion}</td>" in html
+    assert "<td>Open rate</td>" in html  # a KPI without a Chinese name keeps its own label
+    assert "✓ 达标 met" in html and "✗ 未达标 missed" in html and "无目标 no target" in html
     assert "¥12,345.60" in html and "1,234" in html
     assert "华东" in html and "2024-11-08 09:30 (Asia/Shanghai)" in html
-    assert "+1.5 pp" in html and "+0.3 to +2.8 pp" in html and "better than holdout" in html
-    assert "25 min" in html and "4.20" in html
+    assert (
+        "+1.5 pp" in html and "+0.3 ~ +2.8 pp" in html and "优于对照组 better than holdout" in html
+    )
+    assert "25 分钟" in html and "4.20" in html and "社群成员 group members" in html
+    assert '<th>已送达<br><span class="en">delivered</span></th>' in html
     assert "Orders count when placed within 72 h" in html
+
+
+def test_wide_tables_scroll_in_their_own_box_and_all_zero_columns_are_named_once(page: str) -> None:
+    """Every table sits in a box that scrolls sideways; exception columns of only zeros are listed in
+    one line instead of taking a column each."""
+    assert page.count("<table>") == page.count('<div class="scroll"><table>') > 0
+    assert ".scroll{overflow-x:auto;width:fit-content;max-width:100%" in page
+    by_sop = page[page.index("<h3>按 SOP") : page.index("<h3>按区域")]
+    assert (
+        "全为 0、未列出 · all zero, not shown:超企微上限 over WeCom limit,失败 failed,状态未知 unknown"
+        in by_sop
+    )
+    assert by_sop.count("<th>") == 11
 
 
 def test_breakdowns_come_in_reading_order_and_long_tables_are_cut(page: str) -> None:
     """sop, region, staff, day in that order; 60 staff rows show the 50 largest and say so."""
     html = page
 
-    order = [
-        html.index(f"<h3>{title}</h3>")
-        for title in ("By SOP", "By region", "By staff member", "By day")
-    ]
+    order = [html.index(f"<h3>{title} ") for title in ("按 SOP", "按区域", "按员工", "按日期")]
     assert order == sorted(order)
-    assert "Showing 50 of 60 rows (the largest); 10 more not shown." in html
+    assert "显示最大的 50 行(共 60 行),另有 10 行未显示 · showing the 50 largest of 60 rows" in html
     assert "staff-059" in html and "staff-000" not in html
 
 
@@ -232,24 +104,22 @@ def test_text_from_sop_files_is_escaped(page: str) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-def test_empty_review_renders_no_data_charts(tmp_path: Path) -> None:
-    """A period with nothing in it still gives a page, its four charts saying so."""
+def test_empty_review_collapses_each_section_to_one_line(tmp_path: Path) -> None:
+    """A period with nothing in it still gives a page: each section one line saying so, once."""
     path = write_report(empty_review(), tmp_path)
 
     html = path.read_text(encoding="utf-8")
     assert path.name == "review-2024-11-01-2024-11-30-double-11-warmup.html"
-    assert len(images(html)) == 4
-    assert all(alt.endswith("no data in this period.") for _, alt in images(html))
-    assert "Misses" not in html and "No data in this period." in html
-
-
-def test_charts_draw_chinese_labels_without_warnings() -> None:
-    """Labels the installed fonts cannot draw are shortened quietly, not warned about glyph by glyph."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        charts = review_charts(sample_review())
-
-    assert [chart.key for chart in charts] == ["daily", "skip_reasons", "uplift", "after_touch"]
+    assert "<svg" not in html and "未达标" not in html
+    sections = re.findall(r"<section[^>]*>.*?</section>", html, re.DOTALL)
+    assert len(sections) == 8
+    for section in sections:
+        assert section.startswith('<section class="empty"><h2>') and "\n" not in section
+        assert section.count("本期无数据") == 1, section
+    assert (
+        '<h2>跳过原因 <span class="en">Skip reasons</span><span class="empty">'
+        f"{NO_DATA}</span></h2>" in html
+    )
 
 
 def test_report_name_keeps_sop_id_inside_the_folder() -> None:
@@ -266,18 +136,21 @@ def test_headline_markdown_lists_misses_first_with_marks_and_numbers() -> None:
 
     text = headline_markdown(review, report_path=Path("/reports/review.html"))
 
-    assert "**✗ 1 missed:** Conversion (orders attributed / delivered) 2.1% (target ≥ 3.0%)" in text
+    conversion = "转化率(归因订单 / 触达人数) Conversion (orders attributed / delivered)"
+    assert text.startswith("## 复盘 Review 2024-11-01 – 2024-11-07 · 全部 SOP all SOPs\n")
+    assert f"**✗ 1 项未达标 missed:** {conversion} 2.1%(目标 target ≥ 3.0%)" in text
     lines = text.splitlines()
-    table = lines.index("| KPI | Value | Target | |")
+    table = lines.index("| 指标 KPI | 数值 value | 目标 target | |")
+    assert lines[table + 2] == f"| {conversion} | 2.1% | ≥ 3.0% | ✗ 未达标 missed |"
+    assert "| Open rate | 16.2% | ≥ 15.0% | ✓ 达标 met |" in lines
+    assert "| Revenue attributed | ¥12,345.60 |  | 无目标 no target |" in lines
+    assert "**对照组提升 Uplift vs holdout**" in lines
     assert (
-        lines[table + 2]
-        == "| Conversion (orders attributed / delivered) | 2.1% | ≥ 3.0% | ✗ missed |"
+        "- double\\_11\\|x: +1.5 pp(95% 置信区间 CI +0.3 ~ +2.8 pp),"
+        "优于对照组 better than holdout;干预组 treated 950,对照组 holdout 100" in text
     )
-    assert "| Open rate | 16.2% | ≥ 15.0% | ✓ met |" in lines
-    assert "| Revenue attributed | ¥12,345.60 |  | no target |" in lines
-    assert "- double\\_11\\|x: +1.5 pp (95% CI +0.3 to +2.8 pp), better than holdout" in text
-    assert "- welcome: not measured (no holdout)" in text
-    assert text.rstrip().endswith("Full report: `/reports/review.html`")
+    assert "- welcome: 未测量(无对照组) not measured (no holdout)" in text
+    assert text.rstrip().endswith("完整报告 full report: `/reports/review.html`")
 
 
 def test_table_rows_are_json_safe_with_readable_columns() -> None:
@@ -289,11 +162,11 @@ def test_table_rows_are_json_safe_with_readable_columns() -> None:
     uplift = table_rows(review, "uplift")
 
     json.dumps([sop, day, uplift])
-    assert list(sop[0])[:4] == ["SOP", "Title", "Planned", "Sent"]
-    assert sop[0]["Revenue (¥)"] == 10000.0
-    assert sop[0]["Conversion (%)"] == round(100 * 21 / 947, 2)
-    assert [row["Day"] for row in day] == ["2024-11-01", "2024-11-02"]
-    assert uplift[0]["Uplift (pp)"] == 1.53 and uplift[2]["Uplift (pp)"] is None
+    assert list(sop[0])[:4] == ["SOP", "标题 title", "计划 planned", "已发送 sent"]
+    assert sop[0]["销售额 revenue (¥)"] == 10000.0
+    assert sop[0]["转化率 conversion (%)"] == round(100 * 21 / 947, 2)
+    assert [row["日期 day"] for row in day] == ["2024-11-01", "2024-11-02"]
+    assert uplift[0]["提升 uplift (pp)"] == 1.53 and uplift[2]["提升 uplift (pp)"] is None
     assert table_rows(review, "store") == []
     with pytest.raises(KeyError, match="no table 'stores'"):
         table_rows(review, "stores")

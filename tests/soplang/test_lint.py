@@ -90,7 +90,7 @@ def test_main_lint_exit_code_and_sorted_output() -> None:
     assert report[2] == "2 file(s) checked: 2 error(s), 0 warning(s)"
 
 
-def test_nested_attribute_typo_is_found_by_rendering_the_sample(tmp_path: Path) -> None:
+def test_nested_attribute_typo_is_reported_on_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("{{ d.name }}", "{{ d.product.nme }}"))
     [problem] = lines(path)
     assert problem.startswith(

@@ -108,6 +108,23 @@ def test_sandbox_blocks_unsafe_access(source: str) -> None:
         run(source, group=GROUP, deals=[])
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ campaign.items | length }}", "`campaign` has no field `items`; did you mean `items`?"),
+        ("{{ campaign['items'] }}", "`campaign` has no field `items`; did you mean `items`?"),
+        ("{{ campaign.get('name') }}", "`campaign.get` does not exist; `campaign` has: name"),
+        ("{% for v in campaign.values() %}{{ v }}{% endfor %}", "`campaign.values` does not exist"),
+        ("{{ campaign.pop('name') }}", "`campaign.pop` does not exist"),
+    ],
+)
+def test_a_dict_field_lookup_never_reaches_the_dict_methods(source: str, message: str) -> None:
+    """An SOP author writing `campaign.items` means a field: no dict method leaks through."""
+    with pytest.raises(TemplateError) as caught:
+        run(source, campaign={"name": "双12"}, items=[{"name": "洗衣液"}])
+    assert message in str(caught.value)
+
+
 def test_syntax_error_names_the_file_line() -> None:
     with pytest.raises(TemplateError, match=r"sop/t.md:21: template syntax error"):
         run("好\n{{ group.name }", first_line=20)
