@@ -236,7 +236,12 @@ def main() -> int:
                     ["Approval needed", "Rendered sample", "Tasks per staff member"],
                     open_resume_form,
                 ),
-                (f"{stack.emulator}/", "emulator-sent", ["等待员工确认发送", "晚安"], None),
+                (
+                    f"{stack.emulator}/",
+                    "emulator-sent",
+                    ["已发送消息", "员工已确认发送", "晚安"],
+                    None,
+                ),
                 (report.as_uri(), "review-report", ["复盘", "本期"], None),
             ]
             for url, name, must_say, before in checks:
@@ -247,8 +252,8 @@ def main() -> int:
                     if text.index("Rendered sample") > text.index("Tasks per staff member"):
                         print("  approval-paused: the staff table comes before the sample")
                         failures += 1
-            svg_text = page.locator("svg text").all_inner_texts()
-            if not any(any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in svg_text):
+            svg_text = page.locator("svg text").evaluate_all("els => els.map(e => e.textContent)")
+            if not any(any("\u4e00" <= ch <= "\u9fff" for ch in t or "") for t in svg_text):
                 print("  review-report: no Chinese text inside the charts' <svg>")
                 failures += 1
             browser.close()
