@@ -163,9 +163,11 @@ def plan_batch(
     ]
     with timed("guards"):
         decisions = guard(candidates)
-    for target in candidates:
-        if skips and target.id in skips and target.id not in decisions:
-            decisions[target.id] = Decision(skips[target.id])
+    if skips:  # few targets lack content; the 1:1 path has none, so it never walks its batch here
+        considered = {target.id for target in candidates}
+        for target_id, reason in skips.items():
+            if target_id in considered and target_id not in decisions:
+                decisions[target_id] = Decision(reason)
     with timed("record"):
         messages = _Messages(texts or {}, session=session, now=now)
         new = [

@@ -65,8 +65,7 @@ def preview(
     """Show what a run of an SOP step sends: whether it runs on the date, its audience, WeCom
     tasks per staff member and the rendered message, from real rows in the database."""
     from core.clock import local_today
-    from core.errors import SopDefinitionError
-    from soplang.lint import lint_file
+    from soplang.loader import load_sop
 
     if group and customer:
         fail("give --group or --customer, not both")
@@ -74,10 +73,7 @@ def preview(
     overrides = _payload_option(payload)
     with sop_errors():
         # A file with errors is refused as lint reports it, before the database side is imported.
-        parsed = lint_file(file)
-        if parsed.errors or parsed.spec is None:
-            problems = [str(p) for p in parsed.errors]
-            raise SopDefinitionError(problems[0] if problems else str(file), problems=problems)
+        spec = load_sop(file)
         from engine.preview import PreviewRequest, preview_sop
 
         request = PreviewRequest(
@@ -89,7 +85,7 @@ def preview(
             event=event,
             payload=overrides,
         )
-        result = preview_sop(parsed.spec, request)
+        result = preview_sop(spec, request)
     say(result.report())
 
 

@@ -63,7 +63,9 @@ def test_a_burst_of_recorded_events_starts_one_drain_run_a_debounce_later(
     answers = [announce_events(TRIGGER_EVENTS[i % 3], 1, source="test") for i in range(15)]
 
     assert all(a.told for a in answers), answers[0].detail
-    (first,) = wait_for(lambda: runs_of(drain_deployment), 10, "a drain run")
+    # The server's trigger service may lag behind under load (SQLite busy); the debounce itself
+    # is pinned below by the run's due time, not by how soon the run appears.
+    (first,) = wait_for(lambda: runs_of(drain_deployment), 60, "a drain run")
     time.sleep(1.5)  # any run the rest of the burst would start has been created by now
     assert len(runs_of(drain_deployment)) == 1
     assert first.state is not None and first.state.is_scheduled()
