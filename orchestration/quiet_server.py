@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -116,15 +117,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _launch(port: int, database: Path, log: Path) -> subprocess.Popen[bytes]:
-    """The server process, as Prefect starts its own temporary one, writing to `log`."""
-    import prefect
-    from prefect.settings import get_current_settings
+def _launch(port: int, database_url: str, log: Path) -> subprocess.Popen[bytes]:
+    """The server process, as Prefect starts its own temporary one, writing to `log`.
 
+    Prefect is not imported here: see `quiet_server` on why the client must not be yet.
+    """
+    spec = importlib.util.find_spec("prefect")
+    assert spec is not None and spec.origin is not None, "prefect is not installed"
     env = {
         **os.environ,
-        **get_current_settings().to_environment_variables(exclude_unset=True),
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "0",
         "PREFECT__SERVER_EPHEMERAL": "1",  # only the services a temporary server needs
@@ -133,7 +135,7 @@ def _launch(port: int, database: Path, log: Path) -> subprocess.Popen[bytes]:
     env.pop("PREFECT_API_URL", None)
     with log.open("ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parents[1])]
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(spec.origin).parents[1])]
             + ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
             + ["--port", str(port), "--log-level", "error", "--lifespan", "on"],
             env=env,
@@ -143,12 +145,12 @@ def _launch(port: int, database: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _start(folder: Path, log: Path, timeout: float) -> QuietServer:
+def _start(database_url: str, log: Path, timeout: float) -> QuietServer:
     """Start a server on a free port and wait for /health; a clear error with its log if it fails."""
     deadline = time.monotonic() + timeout
     while True:
         port = _free_port()
-        process = _launch(port, folder / "prefect.db", log)
+        process = _launch(port, database_url, log)
         server = QuietServer(f"http://127.0.0.1:{port}/api", log, process)
         while process.poll() is None and time.monotonic() < deadline:
             try:
@@ -191,37 +193,55 @@ def _drain_client() -> None:
 
 
 @contextmanager
+def _environment_variable(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextmanager
 def quiet_server(
     log: Path | None = None,
     *,
     startup_timeout: float = 120,
     settle_seconds: float = 30,
     report: Callable[[str], None] | None = _say,
+    database_url: str | None = None,
 ) -> Iterator[QuietServer]:
     """Run flows against a temporary Prefect server (fresh database) whose output goes to `log`.
+
+    The client is pointed at it through PREFECT_API_URL, both in the environment and in the
+    current settings context. A thread started without a copy of this context (a plain
+    `threading.Thread`, a thread pool) reads Prefect's process-wide settings, which Prefect builds
+    from the environment when it is first imported: enter this before importing Prefect and
+    those threads reach this server too, otherwise only the current context does.
 
     On exit: this process's logs and events are sent, the server is given up to `settle_seconds`
     to record them, then stopped. Warnings and errors it logged while running are passed to
     `report` as one line naming the log, which is then kept (in the temp folder when `log` is
     None); a log with nothing to report is deleted unless `log` was given.
-    """
-    import prefect.context
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    The server keeps its state in a fresh SQLite file, or in the empty database `database_url`
+    (`postgresql+asyncpg://…`) when given.
+    """
     folder = Path(tempfile.mkdtemp(prefix="sopflow-prefect-"))
     log_file = log or folder / "prefect-server.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     starts_at = log_file.stat().st_size if log_file.exists() else 0  # a given log is appended to
-    server = _start(folder, log_file, startup_timeout)
+    database_url = database_url or f"sqlite+aiosqlite:///{folder / 'prefect.db'}"
+    server = _start(database_url, log_file, startup_timeout)
     try:
         with ExitStack() as stack:
+            stack.enter_context(_environment_variable("PREFECT_API_URL", server.api_url))
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
             stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
-            # Threads whose context was copied before this point read the global settings too.
-            stack.enter_context(
-                prefect.context._temporary_global_settings_context(
-                    prefect.context.get_settings_context()
-                )
-            )
             try:
                 yield server
             finally:

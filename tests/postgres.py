@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL 15 server for tests marked `postgres` (started as the postgres user)."""
+"""A throwaway PostgreSQL 15 server for the tests (the session's Prefect server, `postgres` tests)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
 
 
 def _free_port() -> int:
@@ -25,11 +23,25 @@ def _as_postgres(*args: str) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
 
 
+def postgres_available() -> bool:
+    return bool(shutil.which("initdb") and shutil.which("pg_ctl"))
+
+
+def create_database(server_url: str, name: str) -> str:
+    """An empty database `name` on the server (dropped first if it exists); its URL."""
+    from sqlalchemy import create_engine
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Start a server in a temporary folder; yield a SQLAlchemy URL for the `postgres` database."""
-    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     root = Path(tempfile.mkdtemp(prefix="sopflow-pg-"))
     data = root / "data"
     port = _free_port()

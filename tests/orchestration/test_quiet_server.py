@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,17 @@ def test_a_server_log_is_summed_up_as_counts_and_its_most_frequent_messages() ->
     assert "Traceback" not in line
     assert summarize("INFO only\n21:00:00.000 | INFO    | prefect - fine") is None
     assert summarize("Traceback (most recent call last):\n  boom") == "1 traceback"
+
+
+def test_a_thread_started_without_the_tests_context_reaches_the_session_server() -> None:
+    """Plain threads (approval runs in the background, thread pools) read Prefect's process-wide
+    settings: the session's server is set there too, not only in the test's context."""
+    from prefect.settings import get_current_settings
+
+    seen: list[str] = []
+    thread = threading.Thread(target=lambda: seen.append(str(get_current_settings().api.url)))
+    thread.start()
+    thread.join(10)
+
+    assert seen == [os.environ["PREFECT_API_URL"]]
+    assert seen[0].startswith("http://127.0.0.1:")
