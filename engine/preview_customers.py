@@ -49,9 +49,14 @@ def describe_customers(audience: CustomerAudience | None) -> str:
             ("region", audience.region),
             ("tags_any", audience.tags_any),
             ("tags_none", audience.tags_none),
+            ("store", audience.store),
+            ("gender", audience.gender),
+            ("birthday month", [str(m) for m in audience.birthday_month]),
         )
         if values
     ]
+    if audience.paid_member is not None:
+        parts.append("paid members (黑卡)" if audience.paid_member else "not paid members")
     days = audience.last_purchase_days
     if days is not None:
         parts.append(

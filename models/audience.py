@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from core.clock import utcnow
+from models.audience_keys import born_in, customer_of_store, group_owned_by
 from models.delivery import SENDABLE_VALUES, Delivery
 from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Tag
 from models.types import UTCDateTime
@@ -30,6 +31,8 @@ class GroupFilter(Protocol):
     def theme(self) -> Sequence[str]: ...
     @property
     def region(self) -> Sequence[str]: ...
+    @property
+    def owner(self) -> Sequence[str]: ...
 
 
 class DaysFilter(Protocol):
@@ -56,6 +59,14 @@ class CustomerFilter(Protocol):
     def tags_none(self) -> Sequence[str]: ...
     @property
     def last_purchase_days(self) -> DaysFilter | None: ...
+    @property
+    def store(self) -> Sequence[str]: ...
+    @property
+    def gender(self) -> Sequence[str]: ...
+    @property
+    def paid_member(self) -> bool | None: ...
+    @property
+    def birthday_month(self) -> Sequence[int | str]: ...
     @property
     def holdout(self) -> float: ...
 
@@ -137,6 +148,8 @@ def _group_filters(groups: GroupFilter | None) -> list[ColumnElement[bool]]:
         clauses.append(col(CustomerGroup.theme).in_(list(groups.theme)))
     if groups.region:
         clauses.append(col(CustomerGroup.region).in_(list(groups.region)))
+    if groups.owner:
+        clauses.append(group_owned_by(groups.owner))
     return clauses
 
 
@@ -240,6 +253,7 @@ def customer_filters(
         (customers.stage, Customer.stage),
         (customers.tier, Customer.tier),
         (customers.region, Customer.region),
+        (customers.gender, Customer.gender),
     ):
         if values:
             # `|| ''` keeps SQLite's planner (which has no statistics) off these columns' indexes:
@@ -250,6 +264,12 @@ def customer_filters(
     if customers.tags_none:
         clauses.append(~_has_tag(customers.tags_none))
     clauses.extend(_recency_filters(customers.last_purchase_days, as_of or utcnow()))
+    if customers.store:
+        clauses.append(customer_of_store(customers.store))
+    if customers.paid_member is not None:
+        clauses.append(col(Customer.is_paid_member) == customers.paid_member)
+    if customers.birthday_month:
+        clauses.append(born_in(customers.birthday_month, as_of or utcnow()))
     if isinstance(customers, StageEntryFilter):
         clauses.append(col(Customer.stage_since) >= customers.entered_from)
         clauses.append(col(Customer.stage_since) < customers.entered_before)

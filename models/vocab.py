@@ -27,5 +27,8 @@ CATEGORIES: dict[str, str] = {
 # A customer group's theme is the Chinese label of its category, e.g. "生鲜".
 THEMES: dict[str, str] = {label: key for key, label in CATEGORIES.items()}
 
+# A customer's gender as the CRM records it.
+GENDERS: dict[str, str] = {"female": "女", "male": "男"}
+
 DEAL_SLOTS = ("morning", "evening")
 CONTACT_STATES = ("active", "deleted")

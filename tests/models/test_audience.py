@@ -10,9 +10,9 @@ from models.db import session_scope
 from tests.factories import make_world
 
 
-def audience(*, theme=(), region=()) -> SimpleNamespace:
+def audience(*, theme=(), region=(), owner=()) -> SimpleNamespace:
     """A `groups:` audience without the SOP language's validation (which refuses unknown themes)."""
-    return SimpleNamespace(theme=theme, region=region)
+    return SimpleNamespace(theme=theme, region=region, owner=owner)
 
 
 def names(groups_filter, batch_size: int = 1000) -> list[str]:
