@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import chinese_calendar
 import pendulum
-
-from core.errors import CalendarError
 
 DEFAULT_TZ = "Asia/Shanghai"
 DAY_RULES = ("everyday", "workdays", "weekends")
@@ -41,33 +41,76 @@ def at_local(day: dt.date, hour: int, minute: int = 0, tz: str = DEFAULT_TZ) -> 
     return moment.in_timezone("UTC")
 
 
-def is_workday(day: dt.date) -> bool:
+@dataclass(frozen=True)
+class WorkCalendar:
+    """Years ops published themselves (sop/calendar.yaml), layered over the chinese-calendar package.
+
+    For a year in `years` the file wins: `changes` holds its holidays (False) and make-up
+    workdays (True); every other day of that year follows Mon–Fri.
+    """
+
+    years: frozenset[int] = frozenset()
+    changes: Mapping[dt.date, bool] = field(default_factory=dict)
+    source: str = "sop/calendar.yaml"
+
+
+@dataclass(frozen=True)
+class Workday:
+    """Whether a day is worked, and the warning when no official calendar knows its year."""
+
+    is_workday: bool
+    warning: str | None = None
+
+
+def workday(day: dt.date, calendar: WorkCalendar | None = None) -> Workday:
+    """Whether `day` is a working day: `calendar`'s years first, then the package's, else Mon–Fri
+    with a warning (a year nobody has published yet must not stop the rhythm)."""
+    calendar = calendar or WorkCalendar()
+    if day.year in calendar.years:
+        return Workday(calendar.changes.get(day, day.weekday() < 5))
+    if package_knows(day.year):
+        return Workday(bool(chinese_calendar.is_workday(day)))
+    return Workday(day.weekday() < 5, unknown_year_warning(day.year, calendar))
+
+
+def is_workday(day: dt.date, calendar: WorkCalendar | None = None) -> bool:
     """Whether `day` is a working day in China's official calendar (调休 included)."""
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError as exc:
-        first, last = _calendar_years()
-        raise CalendarError(
-            f"{day.isoformat()} is outside China's official holiday calendar "
-            f"(known years {first}-{last}); upgrade the chinese-calendar package "
-            "or use `days: everyday` for this SOP"
-        ) from exc
+    return workday(day, calendar).is_workday
 
 
-def runs_on(day: dt.date, rule: str) -> bool:
+def runs_on(day: dt.date, rule: str, calendar: WorkCalendar | None = None) -> bool:
     """Whether an SOP with `days: rule` runs on `day`."""
     if rule == "everyday":
         return True
     if rule == "workdays":
-        return is_workday(day)
+        return is_workday(day, calendar)
     if rule == "weekends":
-        return not is_workday(day)
+        return not is_workday(day, calendar)
     raise ValueError(f"unknown days rule {rule!r}; use one of {', '.join(DAY_RULES)}")
 
 
-def _calendar_years() -> tuple[int, int]:
+def package_knows(year: int) -> bool:
+    """Whether the installed chinese-calendar package has `year`'s official schedule."""
+    first, last = package_years()
+    return first <= year <= last
+
+
+def package_years() -> tuple[int, int]:
+    """The first and last year the chinese-calendar package knows."""
     holidays = chinese_calendar.constants.holidays
     return min(holidays).year, max(holidays).year
+
+
+def unknown_year_warning(year: int, calendar: WorkCalendar | None = None) -> str:
+    """What to tell ops when no official calendar knows `year`."""
+    first, last = package_years()
+    source = calendar.source if calendar else "sop/calendar.yaml"
+    return (
+        f"no official holiday calendar is known for {year} (chinese-calendar knows "
+        f"{first}-{last}, {source} does not list {year}): `days: workdays|weekends` follow "
+        f"plain Mon–Fri, ignoring holidays and 调休; add {year} to {source} once the "
+        "State Council publishes it"
+    )
 
 
 def day_window(day: dt.date, tz: str = DEFAULT_TZ) -> tuple[dt.datetime, dt.datetime]:

@@ -3,7 +3,7 @@
     SopError
     ├── SopDefinitionError (also ValueError)   a bad SOP file: path, line, field
     ├── TemplateError                           a step failed to render: sop, step, variable
-    ├── CalendarError (also ValueError)         a date China's official calendar does not cover
+    ├── CalendarError (also ValueError)         sop/calendar.yaml has errors (each named by line)
     ├── UnsettledTouches                        a run left touches sending, due but unsent, or unknown
     ├── EventError (also ValueError)            an event that cannot be recorded: unknown kind, customer …
     └── ChannelError                            a delivery channel refused or failed a call
@@ -57,7 +57,7 @@ class TemplateError(SopError):
 
 
 class CalendarError(SopError, ValueError):
-    """A date outside the years China's official holiday calendar covers."""
+    """The ops-edited holiday calendar (sop/calendar.yaml) has errors, each named by its line."""
 
 
 class UnsettledTouches(SopError):

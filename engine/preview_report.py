@@ -14,7 +14,7 @@ from croniter import croniter
 from sqlmodel import Session
 
 from channels.base import max_targets
-from core.clock import runs_on, utcnow
+from core.clock import utcnow
 from core.settings import get_settings
 from engine.compose import Content
 from engine.guard import (
@@ -25,6 +25,7 @@ from engine.guard import (
     run_guards,
 )
 from models.deliveries import Occurrence
+from soplang.calendar_file import runs_on
 from soplang.filters import weekday_cn
 from soplang.spec import SopSpec
 

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col
 
-from core.clock import at_local, day_window, local, runs_on, utcnow
+from core.clock import at_local, day_window, local, utcnow
 from core.settings import Settings, get_settings
 from engine.caps import (
     MARKETING,
@@ -55,6 +55,7 @@ from models.holdout import held_out_clause
 from models.people import Customer
 from models.restraint import CapReservation, SopPriority
 from models.types import UTCDateTime
+from soplang.calendar_file import runs_on
 from soplang.spec import Schedule, SopSpec, Step
 
 

@@ -13,6 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from core.clock import utcnow
 from engine.community_context import deal_slot
 from engine.compose import CommunityContent
+from flows.calendar_check import warn_unknown_calendar
 from flows.pipeline import (
     WORKERS,
     OccurrencePlan,
@@ -49,6 +50,7 @@ def community_sop(
     day = occurrence_day(day)
     now = now or utcnow()
     spec = load_sop_by_id(sop_id)
+    warn_unknown_calendar(spec, day)
     if not runs_that_day(spec, day):
         publish_not_today(spec.id, spec.title, day, spec.schedule.days)
         return []

@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from core.clock import local_today, utcnow
 from core.settings import get_settings
 from engine.lifecycle_context import stage_entry_audience
+from flows.calendar_check import warn_unknown_calendar
 from flows.customers import customer_sop, run_name
 from flows.pipeline import occurrence_day
 from soplang.selection import runs_that_day
@@ -67,6 +68,7 @@ def lifecycle_sop(
     """
     day = occurrence_day(day)
     spec = load_sop_by_id(sop_id)
+    warn_unknown_calendar(spec, day)
     if not runs_that_day(spec, day):
         publish_not_today(spec.id, spec.title, day, spec.schedule.days)
         return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from core.clock import runs_on
+from soplang.calendar_file import runs_on
 from soplang.folder import sop_files
 from soplang.lint import check_parsed
 from soplang.loader import checked_spec
@@ -30,5 +30,5 @@ def trigger_sops(sop_dir: str | Path) -> dict[str, list[SopSpec]]:
 
 
 def runs_that_day(spec: SopSpec, day: dt.date) -> bool:
-    """Whether the SOP's `days` rule (China's official calendar) includes `day`."""
+    """Whether the SOP's `days` rule (China's official calendar, sop/calendar.yaml) includes `day`."""
     return spec.schedule is None or runs_on(day, spec.schedule.days)
