@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     cap_customer_day: int = Field(default=1, alias="SOPFLOW_CAP_CUSTOMER_DAY", ge=0)
     cap_customer_30d: int = Field(default=4, alias="SOPFLOW_CAP_CUSTOMER_30D", ge=0)
     # Marketing touches per customer group per local day.
-    cap_group_day: int = Field(default=2, alias="SOPFLOW_CAP_GROUP_DAY", ge=0)
+    cap_group_day: int = Field(default=3, alias="SOPFLOW_CAP_GROUP_DAY", ge=0)
 
     # Channel-side call limits and group robots (channels/limiter.py, channels/robot.py).
     # Calls per minute per WeCom API from this process; WeCom allows 10,000 per company.

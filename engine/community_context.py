@@ -109,6 +109,6 @@ def render_for_group(
     day: dt.date,
     slot: str,
 ) -> str:
-    """The step's text for one group (the caller skips groups without deals)."""
+    """The step's text for one group (the caller skips groups a deals step has none for)."""
     context = group_context(group, deals, day=day, slot=slot, sop_id=spec.id, sop_title=spec.title)
     return str(render(compiled, context))

@@ -14,6 +14,7 @@ from engine.lifecycle_context import lifecycle_context
 from engine.timing import timed
 from models.audience import CustomerTarget, GroupTarget
 from models.db import session_scope
+from soplang.needs import needs_deals
 from soplang.spec import SopSpec
 from soplang.template import compile_step, render
 
@@ -54,7 +55,9 @@ class Content(Protocol):
 
 @dataclass(frozen=True)
 class CommunityContent:
-    """早报价 / 晚安心选: each group's text lists the day's deals for its theme and region."""
+    """A community step per group: 早报价 / 晚安心选 list the day's deals for its theme and region
+    and skip groups without any; a step that needs no deals (quiz, vote, topic) goes to every group.
+    """
 
     spec: SopSpec
     step: str
@@ -67,11 +70,14 @@ class CommunityContent:
             return rendered
         compiled = compile_step(self.spec, self.step)
         reason = f"no {self.slot} deals today for this group's theme"
-        with session_scope(readonly=True) as session:
-            deals = deals_of_day(self.day, self.slot, session=session)
+        needs = needs_deals(self.spec, self.step)
+        deals: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        if needs:
+            with session_scope(readonly=True) as session:
+                deals = deals_of_day(self.day, self.slot, session=session)
         for group in targets:
             group_deals = deals_for_group(deals, group)
-            if not group_deals:
+            if needs and not group_deals:
                 rendered.skipped[group.id] = reason
                 continue
             text = render_for_group(

@@ -20,6 +20,7 @@ from models.audience import (
     groups_in_range,
 )
 from models.db import session_scope
+from soplang.needs import needs_deals
 from soplang.spec import GroupAudience, SopSpec
 
 NOT_TODAY = "nothing is sent that day; the text below is what a run on a day it runs would say"
@@ -41,6 +42,8 @@ def describe_groups(audience: GroupAudience | None) -> str:
         parts.append(f"theme {'/'.join(audience.theme)}")
     if audience is not None and audience.region:
         parts.append(f"region {'/'.join(audience.region)}")
+    if audience is not None and audience.owner:
+        parts.append(f"owner {'/'.join(audience.owner)}")
     return "live groups with " + ", ".join(parts) if parts else "every live group"
 
 
@@ -50,11 +53,14 @@ def preview_community(spec: SopSpec, step: str, day: dt.date, chat_id: str | Non
     slot = deal_slot(spec)
     with session_scope(readonly=True) as session:
         deals = sum(len(found) for found in deals_of_day(day, slot, session=session).values())
-    lines = [
-        when,
-        f"deals 特价: {plural(deals, f'`{slot}` deal')} in the database for {day.isoformat()}"
-        + ("" if deals else ": every group gets nothing until that day's deals are loaded"),
-    ]
+    if needs_deals(spec, step):
+        deal_line = (
+            f"deals 特价: {plural(deals, f'`{slot}` deal')} in the database for {day.isoformat()}"
+            + ("" if deals else ": every group gets nothing until that day's deals are loaded")
+        )
+    else:
+        deal_line = "deals 特价: not needed by this step; every group gets its text, deals or not"
+    lines = [when, deal_line]
     if not runs:
         lines.append(NOT_TODAY)
     content = CommunityContent(spec, step, day, slot)

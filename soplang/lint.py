@@ -11,9 +11,11 @@ from typing import TextIO
 from jinja2 import TemplateSyntaxError
 
 from core import clock
-from core.errors import CalendarError
+from core.settings import get_settings
+from soplang.calendar_file import CALENDAR_FILE, horizon_warning, read_calendar
 from soplang.folder import duplicate_id_problems, sop_files
 from soplang.lint_steps import MAX_BYTES, check_step, frame_of
+from soplang.needs import check_needs
 from soplang.parse import parse_sop
 from soplang.problems import ParsedSop, Problem
 from soplang.spec import Section, SopSpec
@@ -104,6 +106,7 @@ def _file_problems(parsed: ParsedSop) -> None:
             )
     if spec is not None:
         _spec_warnings(parsed, spec)
+        check_needs(spec, parsed)
 
 
 def _spec_warnings(parsed: ParsedSop, spec: SopSpec) -> None:
@@ -113,14 +116,12 @@ def _spec_warnings(parsed: ParsedSop, spec: SopSpec) -> None:
             f"the file name should match the id: rename the file to {spec.id}.md",
             "warning",
         )
-    if spec.schedule is not None and spec.schedule.days != "everyday":
-        try:
-            clock.is_workday(clock.local_today())
-        except CalendarError as exc:
-            parsed.add(
-                spec.line_of("schedule", "days"),
-                f"`days: {spec.schedule.days}` cannot run: {exc.message}",
-            )
+    if spec.schedule is not None:
+        calendar, _ = read_calendar(get_settings().sop_dir / CALENDAR_FILE)
+        today = clock.local_today(tz=get_settings().timezone)
+        warning = horizon_warning(spec.schedule.days, today, calendar)
+        if warning:
+            parsed.add(spec.line_of("schedule", "days"), warning, "warning")
 
 
 def check_parsed(parsed: ParsedSop) -> ParsedSop:
@@ -152,11 +153,18 @@ def lint_paths(paths: str | Path | Iterable[str | Path]) -> list[Problem]:
     return sorted(problems)
 
 
+def _calendar_file_problems(paths: str | Path | Iterable[str | Path]) -> list[Problem]:
+    """The problems of each linted folder's calendar.yaml (holidays and 调休 per year)."""
+    folders = [paths] if isinstance(paths, str | Path) else list(paths)
+    found = [read_calendar(Path(f) / CALENDAR_FILE)[1] for f in folders if Path(f).is_dir()]
+    return [problem for problems in found for problem in problems]
+
+
 def main_lint(paths: str | Path | Iterable[str | Path], out: TextIO | None = None) -> int:
     """Run lint and write its report; the exit code is 1 when any error was found, else 0."""
     stream = out or sys.stdout
     files = sop_files(paths)
-    problems = lint_paths(files)
+    problems = sorted(lint_paths(files) + _calendar_file_problems(paths))
     for problem in problems:
         stream.write(f"{problem}\n")
     errors = sum(p.is_error for p in problems)

@@ -21,13 +21,15 @@ from pydantic import (
 )
 
 from core.clock import DAY_RULES
-from models.vocab import CATEGORIES, STAGES, THEMES, TIERS
+from models.vocab import CATEGORIES, GENDERS, STAGES, THEMES, TIERS
 
 KINDS = ("community", "promotion", "lifecycle", "trigger")
 CHANNELS = ("group", "customer", "robot")
 PRIORITIES = ("service", "high", "normal", "low")
 TRIGGER_EVENTS = ("contact.added", "favourite.price_drop", "order.shipped")
 IMPLICIT_STEP = "main"
+# What a community step waits for: the day's deals for the group, or nothing (sends every day).
+NEEDS = ("deals", "nothing")
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 STEP_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -167,6 +169,7 @@ StrList = Annotated[list[Annotated[str, AfterValidator(_non_empty)]], BeforeVali
 Stage = Annotated[str, AfterValidator(_one_of(STAGES, "stage", STAGES))]
 Tier = Annotated[str, AfterValidator(_one_of(TIERS, "tier", TIERS))]
 Theme = Annotated[str, AfterValidator(_one_of(THEMES, "theme", THEMES))]
+Gender = Annotated[str, AfterValidator(_one_of(GENDERS, "gender", GENDERS))]
 
 
 class _Strict(BaseModel):
@@ -184,11 +187,11 @@ class Schedule(_Strict):
 
 
 class GroupAudience(_Strict):
-    """Customer groups (社群) by theme, region and owning staff member."""
+    """Customer groups (社群) by theme, region and owning staff member (群主's WeCom userid)."""
 
     theme: Annotated[list[Theme], BeforeValidator(_as_list)] = []
     region: StrList = []
-    owner: StrList | None = None
+    owner: StrList = []
 
 
 class DayRange(_Strict):
@@ -204,8 +207,25 @@ class DayRange(_Strict):
         return self
 
 
+def _birthday_month(value: Any) -> Any:
+    """A month 1–12, or `this`: the month the run is in (local time)."""
+    if value == "this" or (
+        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 12
+    ):
+        return value
+    if value in ("本月", "当月"):
+        raise ValueError(f"write birthday_month `{value}` as `this`")
+    raise ValueError(
+        f"birthday_month `{value}` is not a month; write 1–12, or `this` for the run's month"
+    )
+
+
+BirthdayMonth = Annotated[int | str, BeforeValidator(_birthday_month)]
+
+
 class CustomerAudience(_Strict):
-    """Customers (1:1) by stage, tier, region, tags, recency; `holdout` keeps a control group."""
+    """Customers (1:1) by stage, tier, region, tags, recency, store, gender, paid membership and
+    birthday month; `holdout` keeps a control group."""
 
     stage: Annotated[list[Stage], BeforeValidator(_as_list)] = []
     tier: Annotated[list[Tier], BeforeValidator(_as_list)] = []
@@ -213,6 +233,10 @@ class CustomerAudience(_Strict):
     tags_any: StrList = []
     tags_none: StrList = []
     last_purchase_days: DayRange | None = None
+    store: StrList = []  # store code or name
+    gender: Annotated[list[Gender], BeforeValidator(_as_list)] = []
+    paid_member: bool | None = None  # true: paid members (黑卡) only; false: everyone else
+    birthday_month: Annotated[list[BirthdayMonth], BeforeValidator(_as_list)] = []
     holdout: float = Field(default=0.0, ge=0.0, le=0.5)
 
 
@@ -238,6 +262,8 @@ class Step(_Strict):
         Annotated[str, _pattern(AFTER_PATTERN, '"3d" (days after entering the stage)')] | None
     ) = None
     send_at: Annotated[str, _pattern(CLOCK_PATTERN, '"10:00" (local time)')] | None = None
+    # None: the step needs deals when its text uses `deals` (soplang/needs.py decides).
+    needs: Annotated[str, AfterValidator(_one_of(NEEDS, "needs"))] | None = None
 
     @field_validator("name")
     @classmethod

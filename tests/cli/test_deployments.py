@@ -13,6 +13,8 @@ LIFECYCLE = "flows/lifecycle.py:lifecycle_sop"
 SCHEDULES = {
     "evening-flash-sale": ("flows/community.py:community_sop", "0 21 * * *", "Asia/Shanghai"),
     "morning-price": ("flows/community.py:community_sop", "30 8 * * *", "Asia/Shanghai"),
+    "noon-topic": ("flows/community.py:community_sop", "0 12 * * *", "Asia/Shanghai"),
+    "weekend-quiz": ("flows/community.py:community_sop", "0 15 * * *", "Asia/Shanghai"),
     "classify-stages": ("flows/lifecycle.py:classify_stages", "0 0 * * *", "Asia/Shanghai"),
     "plan-day": ("flows/maintenance.py:plan_day", "5 0 * * *", "Asia/Shanghai"),
     "collect-results": ("flows/maintenance.py:collect_results", "*/30 * * * *", "Asia/Shanghai"),

@@ -206,13 +206,14 @@ def group_post(sop_id: str, now: dt.datetime = MORNING, spec=None):
     )
 
 
-def test_a_third_marketing_post_to_a_group_on_one_day_is_capped(world) -> None:
-    for sop_id in ("morning-price", "noon-coupon"):
+def test_a_fourth_marketing_post_to_a_group_on_one_day_is_capped(world) -> None:
+    """The default allowance is the seeds' weekday rhythm: morning, noon and evening slots."""
+    for sop_id in ("morning-price", "noon-coupon", "evening-flash-sale"):
         mark_sent(group_post(sop_id))
 
-    third = group_post("evening-flash-sale", MORNING + dt.timedelta(hours=8))
+    fourth = group_post("late-extra", MORNING + dt.timedelta(hours=8))
 
-    assert third.touches == [] and third.skipped == {"capped (daily limit)": 4}
+    assert fourth.touches == [] and fourth.skipped == {"capped (daily limit)": 4}
     notice = customer_sop("store-notice", priority="service")
     assert (
         len(group_post("store-notice", MORNING + dt.timedelta(hours=9), spec=notice).touches) == 4
