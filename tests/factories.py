@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert
 from sqlmodel import col, select
 
 from core.clock import utcnow
+from core.settings import PROJECT_ROOT
 from engine.plan import PlannedBatch, plan_customers
 from models.audience import CustomerTarget, customer_id_ranges, customers_in_range
 from models.commerce import Campaign, CampaignItem, Deal, Event, Order, OrderLine, Product
@@ -326,3 +329,17 @@ def add_events(
         ]
         session.execute(insert(Event), rows)
         return list(session.exec(select(Event.id).where(Event.id > first).order_by(Event.id)))
+
+
+def workdays_community_sops(folder: Path, *, with_calendar: bool = False) -> Path:
+    """A copy of the shipped community SOPs in `folder` (and the shipped calendar.yaml when
+    asked), with morning-price sent on workdays only; point SOPFLOW_SOP_DIR at the result."""
+    shutil.copytree(PROJECT_ROOT / "sop" / "community", folder / "community")
+    if with_calendar:
+        shutil.copy(PROJECT_ROOT / "sop" / "calendar.yaml", folder / "calendar.yaml")
+    price = folder / "community" / "morning-price.md"
+    price.write_text(
+        price.read_text(encoding="utf-8").replace("days: everyday", "days: workdays"),
+        encoding="utf-8",
+    )
+    return folder

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
 
 from core.clock import at_local
-from core.settings import PROJECT_ROOT, reset_settings
+from core.settings import reset_settings
 from flows.community import community_sop
-from tests.factories import add_deals, deliveries, make_world
+from tests.factories import add_deals, deliveries, make_world, workdays_community_sops
 from tests.flows.test_community import run_artifact
 
 MONDAY, SATURDAY = dt.date(2027, 1, 4), dt.date(2027, 1, 2)
@@ -22,14 +21,7 @@ WARNING = "no official holiday calendar is known for 2027"
 @pytest.fixture
 def sop_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The shipped community SOPs and calendar, with morning-price sent on workdays only."""
-    folder = tmp_path / "sop"
-    shutil.copytree(PROJECT_ROOT / "sop" / "community", folder / "community")
-    shutil.copy(PROJECT_ROOT / "sop" / "calendar.yaml", folder / "calendar.yaml")
-    price = folder / "community" / "morning-price.md"
-    price.write_text(
-        price.read_text(encoding="utf-8").replace("days: everyday", "days: workdays"),
-        encoding="utf-8",
-    )
+    folder = workdays_community_sops(tmp_path / "sop", with_calendar=True)
     monkeypatch.setenv("SOPFLOW_SOP_DIR", str(folder))
     reset_settings()
     return folder

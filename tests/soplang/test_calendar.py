@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from soplang.calendar_file import (
     runs_on,
 )
 from soplang.lint import main_lint
+from tests.factories import workdays_community_sops
 
 # Test data only, not the official schedule: a weekday off and a Saturday worked in 2027.
 FICTIONAL_2027 = """\
@@ -35,13 +35,7 @@ FICTIONAL_2027 = """\
 @pytest.fixture
 def sop_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the shipped SOPs that the settings point at, with morning-price on workdays."""
-    folder = tmp_path / "sop"
-    shutil.copytree(PROJECT_ROOT / "sop" / "community", folder / "community")
-    price = folder / "community" / "morning-price.md"
-    price.write_text(
-        price.read_text(encoding="utf-8").replace("days: everyday", "days: workdays"),
-        encoding="utf-8",
-    )
+    folder = workdays_community_sops(tmp_path / "sop")
     monkeypatch.setenv("SOPFLOW_SOP_DIR", str(folder))
     reset_settings()
     yield folder
