@@ -10,11 +10,11 @@ What counts. A Delivery row counts against its customer's (or group's) marketing
   the 30-day cap;
 - it is not a row of the occurrence being planned (so re-planning a row never caps itself).
 
-Customers also yield to the day's reservations (engine/reservations.py plans them): a step yields
-to every won reservation that ranks before it and has not run yet for that customer today; a
-step without a reservation ranks after every reserved step of its own or higher priority. When it
-yields the last slot it is skipped `capped (lost to <sop>)`. Without reservations for a customer
-the caps are first come, first served; groups always are.
+Customers and groups also yield to the day's reservations (engine/reservations.py plans them): a
+step yields to every won reservation that ranks before it and has not run yet for that target
+today; a step without a reservation ranks after every reserved step of its own or higher
+priority. When it yields the last slot it is skipped `capped (lost to <sop>)`. Without
+reservations for a target the caps are first come, first served.
 """
 
 from __future__ import annotations
@@ -149,42 +149,52 @@ def usage(
 
 @dataclass(frozen=True, order=True)
 class Slot:
-    """A reservation of one customer's slot for one SOP step on one day, in arbitration order."""
+    """A reservation of one target's slot for one SOP step on one day, in arbitration order."""
 
     priority_rank: int
     slot_at: dt.datetime
     sop_id: str
     step: str
     won: bool = field(default=False, compare=False)
-    taken: bool = field(default=False, compare=False)  # the step already ran for the customer
+    taken: bool = field(default=False, compare=False)  # the step already ran for the target
+
+
+def reservation_column(target_kind: str) -> Any:
+    """The CapReservation column that holds a target of this kind (customer or group)."""
+    return (
+        col(CapReservation.customer_id)
+        if target_kind == "customer"
+        else col(CapReservation.group_id)
+    )
 
 
 def reservations(
-    span: IdRange, day: dt.date, *, tz: str, session: Session
+    target_kind: str, span: IdRange, day: dt.date, *, tz: str, session: Session
 ) -> dict[int, list[Slot]]:
-    """The day's reservations of the customers in `span`, each marked taken once its step ran."""
+    """The day's reservations of the targets in `span`, each marked taken once its step ran."""
     start, end = day_window(day, tz)
+    target = reservation_column(target_kind)
     taken = exists().where(
-        col(Delivery.customer_id) == col(CapReservation.customer_id),
-        col(Delivery.target_kind) == "customer",
+        _target_column(target_kind) == target,
+        col(Delivery.target_kind) == target_kind,
         col(Delivery.sop_id) == col(CapReservation.sop_id),
         col(Delivery.step) == col(CapReservation.step),
         col(Delivery.planned_at) >= start,
         col(Delivery.planned_at) < end,
     )
     statement = select(
-        CapReservation.customer_id,
+        target,
         CapReservation.priority_rank,
         CapReservation.slot_at,
         CapReservation.sop_id,
         CapReservation.step,
         CapReservation.won,
         taken.label("taken"),
-    ).where(col(CapReservation.day) == day, col(CapReservation.customer_id).between(*span))
+    ).where(col(CapReservation.day) == day, target.between(*span))
     found: dict[int, list[Slot]] = {}
-    for customer_id, rank, slot_at, sop_id, step, won, was_taken in session.execute(statement):
+    for target_id, rank, slot_at, sop_id, step, won, was_taken in session.execute(statement):
         slot = Slot(rank, slot_at, sop_id, step, won=bool(won), taken=bool(was_taken))
-        found.setdefault(customer_id, []).append(slot)
+        found.setdefault(target_id, []).append(slot)
     return found
 
 
@@ -225,7 +235,7 @@ def cap_reasons(
 ) -> dict[int, str]:
     """Targets this step may not touch now under the caps, with the reason; `service` is never capped.
 
-    Customers also yield to the day's reservations; groups are first come, first served.
+    Targets with reservations that day also yield to those ranked before this step.
     """
     if priority == "service" or not target_ids:
         return {}
@@ -233,9 +243,8 @@ def cap_reasons(
     day = local(now, tz).date()
     span = (min(target_ids), max(target_ids))
     used = usage(target_kind, span, day, tz=tz, session=session, exclude=occurrence)
-    is_customer = target_kind == "customer"
-    queue = reservations(span, day, tz=tz, session=session) if is_customer else {}
-    limits = customer_limits(settings) if is_customer else group_limits(settings)
+    queue = reservations(target_kind, span, day, tz=tz, session=session)
+    limits = customer_limits(settings) if target_kind == "customer" else group_limits(settings)
     rank = PRIORITY_RANK[priority]
     # Most targets have neither a counted touch nor a reservation: one verdict for all of them.
     idle = cap_reason(Usage(), limits)

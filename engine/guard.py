@@ -158,7 +158,8 @@ def _caps(target_kind: str) -> Guard:
     return caps
 
 
-# Daily and 30-day caps per customer with day-ahead reservations by priority; daily cap per group.
+# Daily and 30-day caps per customer, a daily allowance per group; both with the day-ahead
+# reservations by priority (engine/reservations.py) when the day was planned.
 customer_caps = _caps("customer")
 group_caps = _caps("group")
 

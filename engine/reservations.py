@@ -1,12 +1,15 @@
-"""Day-ahead cap reservations: before a day's first send, who gets each customer's capped slots.
+"""Day-ahead cap reservations: before a day's first send, who gets each customer's and group's
+capped slots.
 
 `reserve_day` runs before a day's first send. For every SOP step scheduled that day with a
-customer audience and a marketing priority it inserts, in one INSERT ... SELECT, a row per
-customer it would reach (contact, not opted out, not held out), with the step's priority rank and
-scheduled time. Then per customer the reservations are ordered by (priority, scheduled time, SOP
-id, step) and the first N are marked `won`, N being what is left of the customer's daily and
-30-day caps (engine/caps.py counts them, and makes a step yield to won reservations at send time).
-Reservations only matter on their day: planning a day deletes those of earlier days.
+marketing priority it inserts, in one INSERT ... SELECT, a row per target it would reach: per
+customer (contact, not opted out, not held out) for a customer audience, per group (not
+dismissed) for a community or promotion SOP posting to groups, with the step's priority rank and
+scheduled time. Then per target the reservations are ordered by (priority, scheduled time, SOP
+id, step) and the first N are marked `won`, N being what is left of the target's caps (a
+customer's daily and 30-day caps, a group's daily allowance; engine/caps.py counts them, and
+makes a step yield to won reservations at send time). Reservations only matter on their day:
+planning a day deletes those of earlier days.
 
 Scheduled that day: a cron `schedule` firing on the local day under its `days` rule (every step
 at the first fire); lifecycle steps `{after: Nd, send_at}` for customers whose `stage_since` is
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -45,14 +49,16 @@ from engine.caps import (
     PRIORITY_RANK,
     counted_conditions,
     customer_limits,
+    group_limits,
     register_priority,
+    reservation_column,
 )
-from models.audience import customer_filters, reachable_filters
+from models.audience import customer_filters, group_filters, reachable_filters
 from models.bulk import dialect_insert
 from models.commerce import Campaign
 from models.delivery import Delivery
 from models.holdout import held_out_clause
-from models.people import Customer
+from models.people import Customer, CustomerGroup
 from models.restraint import CapReservation, SopPriority
 from models.types import UTCDateTime
 from soplang.calendar_file import runs_on
@@ -129,28 +135,46 @@ class DayPlan:
     won: dict[str, int] = field(default_factory=dict)
 
 
-def _competes(spec: SopSpec) -> bool:
-    audience = spec.audience
-    return bool(audience and audience.customers is not None and spec.priority != "service")
+TARGET_KINDS = ("customer", "group")
+# What flows/community.py and flows/promotion.py post to groups, through the group caps.
+_GROUP_POSTS = {("community", "group"), ("community", "robot"), ("promotion", "group")}
 
 
-def _insert_reservations(
-    spec: SopSpec, slot: StepSlot, day: dt.date, *, as_of: dt.datetime, session: Session
-) -> None:
-    """INSERT ... SELECT a reservation for every customer this step would reach."""
+def _target_kind(spec: SopSpec) -> str | None:
+    """Whose slots the SOP competes for: customers, groups, or none (`service` never competes)."""
+    if spec.priority == "service":
+        return None
+    if spec.audience and spec.audience.customers is not None:
+        return "customer"
+    return "group" if (spec.kind, spec.channel) in _GROUP_POSTS else None
+
+
+def _targets(
+    spec: SopSpec, kind: str, slot: StepSlot, *, as_of: dt.datetime
+) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The id column and WHERE clauses selecting every target of `kind` the step would reach."""
+    if kind == "group":
+        groups = spec.audience.groups if spec.audience else None
+        return col(CustomerGroup.id), [*group_filters(groups), *slot.where]
     audience = spec.audience.customers if spec.audience else None
-    if audience is None:
-        return
     where = [
         *customer_filters(audience, as_of=as_of),
         *reachable_filters(spec.category),
         *slot.where,
     ]
-    if audience.holdout:
+    if audience and audience.holdout:
         where.append(~held_out_clause(spec.id, audience.holdout))
+    return col(Customer.id), where
+
+
+def _insert_reservations(
+    spec: SopSpec, kind: str, slot: StepSlot, day: dt.date, *, as_of: dt.datetime, session: Session
+) -> None:
+    """INSERT ... SELECT a reservation for every customer or group this step would reach."""
+    target_id, where = _targets(spec, kind, slot, as_of=as_of)
     source = select(
         literal(day, Date),
-        Customer.id,
+        target_id,
         literal(spec.id, String),
         literal(slot.step, String),
         literal(PRIORITY_RANK[spec.priority], Integer),
@@ -160,7 +184,7 @@ def _insert_reservations(
     ).where(*where)
     columns = [
         "day",
-        "customer_id",
+        f"{kind}_id",
         "sop_id",
         "step",
         "priority_rank",
@@ -174,13 +198,14 @@ def _insert_reservations(
     session.execute(insert.on_conflict_do_nothing())
 
 
-def _mark_winners(day: dt.date, *, settings: Settings, session: Session) -> None:
-    """Per customer, the first N reservations by (priority, time, SOP, step) win; N = cap left.
+def _mark_winners(day: dt.date, kind: str, *, settings: Settings, session: Session) -> None:
+    """Per target of `kind`, the first N reservations by (priority, time, SOP, step) win; N = cap left.
 
-    The reservations are joined to the customer's counted Delivery rows through the
-    (customer_id, planned_at) index, so SQLite needs no index on an aggregated subquery.
+    The reservations are joined to the target's counted Delivery rows through the
+    (customer_id or group_id, planned_at) index, so SQLite needs no index on an aggregated subquery.
     """
     on_day = col(CapReservation.day) == day
+    target = reservation_column(kind)
     order = (
         CapReservation.priority_rank,
         CapReservation.slot_at,
@@ -190,30 +215,28 @@ def _mark_winners(day: dt.date, *, settings: Settings, session: Session) -> None
     ranked = (
         select(
             CapReservation.id,
-            CapReservation.customer_id,
-            func.row_number()
-            .over(partition_by=CapReservation.customer_id, order_by=order)
-            .label("n"),
+            target.label("target"),
+            func.row_number().over(partition_by=target, order_by=order).label("n"),
         )
-        .where(on_day)
+        .where(on_day, target.is_not(None))
         .subquery()
     )
-    counted, today = counted_conditions("customer", day, settings.timezone)
+    counted, today = counted_conditions(kind, day, settings.timezone)
     touched = and_(col(Delivery.id).is_not(None), MARKETING)
-    limits = customer_limits(settings)
+    limits = customer_limits(settings) if kind == "customer" else group_limits(settings)
+    left = [ranked.c.n <= limits.per_day - func.sum(case((and_(touched, today), 1), else_=0))]
+    if limits.per_30_days is not None:
+        left.append(ranked.c.n <= limits.per_30_days - func.sum(case((touched, 1), else_=0)))
+    delivery_target = col(Delivery.customer_id if kind == "customer" else Delivery.group_id)
     winners = (
         select(ranked.c.id)
         .select_from(ranked)
-        .outerjoin(Delivery, and_(col(Delivery.customer_id) == ranked.c.customer_id, *counted))
+        .outerjoin(Delivery, and_(delivery_target == ranked.c.target, *counted))
         .outerjoin(SopPriority, col(SopPriority.sop_id) == col(Delivery.sop_id))
         .where(ranked.c.n <= limits.per_day)
         .group_by(ranked.c.id, ranked.c.n)
-        .having(
-            ranked.c.n <= limits.per_day - func.sum(case((and_(touched, today), 1), else_=0)),
-            ranked.c.n <= (limits.per_30_days or 0) - func.sum(case((touched, 1), else_=0)),
-        )
+        .having(*left)
     )
-    session.execute(update(CapReservation).where(on_day).values(won=False))
     session.execute(
         update(CapReservation).where(col(CapReservation.id).in_(winners)).values(won=True)
     )
@@ -245,7 +268,7 @@ def reserve_day(
     session: Session,
     settings: Settings | None = None,
 ) -> DayPlan:
-    """Reserve `day`'s cap slots for every customer-audience SOP step scheduled on it (re-runnable).
+    """Reserve `day`'s cap slots for every customer or group SOP step scheduled on it (re-runnable).
 
     Pass every SOP: reservations of the given SOPs for `day` are replaced, others kept, and the
     winners of the whole day recomputed from the caps left at `as_of`. Reservations of days before
@@ -256,17 +279,19 @@ def reserve_day(
     prune_reservations(min(day, local(as_of, settings.timezone).date()), session=session)
     for spec in specs:
         register_priority(spec.id, spec.priority, session=session, now=as_of)
-    competing = [spec for spec in specs if _competes(spec)]
+    competing = [(spec, kind) for spec in specs if (kind := _target_kind(spec))]
     session.execute(
         delete(CapReservation).where(
             col(CapReservation.day) == day,
-            col(CapReservation.sop_id).in_([spec.id for spec in competing]),
+            col(CapReservation.sop_id).in_([spec.id for spec, _ in competing]),
         )
     )
-    for spec in competing:
+    for spec, kind in competing:
         for slot in scheduled_steps(spec, day, session=session):
-            _insert_reservations(spec, slot, day, as_of=as_of, session=session)
-    _mark_winners(day, settings=settings, session=session)
+            _insert_reservations(spec, kind, slot, day, as_of=as_of, session=session)
+    session.execute(update(CapReservation).where(col(CapReservation.day) == day).values(won=False))
+    for kind in TARGET_KINDS:
+        _mark_winners(day, kind, settings=settings, session=session)
     reserved, won = _count_by_step(day, session=session)
     return DayPlan(day, reserved, won)
 

@@ -15,7 +15,8 @@ from sqlalchemy import ColumnElement, Select, func, literal, select, type_coerce
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from core.clock import utcnow
+from core.clock import day_window, local_today, utcnow
+from core.settings import get_settings
 from models.audience_keys import born_in, customer_of_store, group_owned_by
 from models.delivery import SENDABLE_VALUES, Delivery
 from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Tag
@@ -36,7 +37,7 @@ class GroupFilter(Protocol):
 
 
 class DaysFilter(Protocol):
-    """`last_purchase_days:` (soplang.spec.DayRange): at least `gte`, at most `lte` days ago."""
+    """`last_purchase_days:` (soplang.spec.DayRange): `gte`..`lte` local calendar days ago."""
 
     @property
     def gte(self) -> int | None: ...
@@ -139,7 +140,7 @@ def id_ranges(
 # --- Groups -------------------------------------------------------------------------------
 
 
-def _group_filters(groups: GroupFilter | None) -> list[ColumnElement[bool]]:
+def group_filters(groups: GroupFilter | None) -> list[ColumnElement[bool]]:
     """WHERE clauses for a `groups:` audience; every value is a bound parameter."""
     clauses: list[ColumnElement[bool]] = [col(CustomerGroup.dismissed_at).is_(None)]
     if groups is None:
@@ -158,13 +159,13 @@ def group_id_ranges(
 ) -> list[IdRange]:
     """Inclusive id ranges that split the matching groups into batches of `batch_size`."""
     return id_ranges(
-        col(CustomerGroup.id), _group_filters(groups), batch_size=batch_size, session=session
+        col(CustomerGroup.id), group_filters(groups), batch_size=batch_size, session=session
     )
 
 
 def count_groups(groups: GroupFilter | None, *, session: Session) -> int:
     """How many groups match a `groups:` audience."""
-    statement = select(func.count()).select_from(CustomerGroup).where(*_group_filters(groups))
+    statement = select(func.count()).select_from(CustomerGroup).where(*group_filters(groups))
     return int(session.exec(statement).one()[0])
 
 
@@ -185,7 +186,7 @@ def groups_in_range(
             Staff.name,
         )
         .join(Staff, col(Staff.id) == col(CustomerGroup.owner_staff_id))
-        .where(*_group_filters(groups), col(CustomerGroup.id).between(low, high))
+        .where(*group_filters(groups), col(CustomerGroup.id).between(low, high))
         .order_by(CustomerGroup.id)
     )
     return [GroupTarget(*row) for row in session.exec(statement).all()]
@@ -195,7 +196,7 @@ def first_group(
     groups: GroupFilter | None, *, session: Session, chat_id: str | None = None
 ) -> GroupTarget | None:
     """The first matching group (or the one with `chat_id`), for previews."""
-    clauses = _group_filters(groups)
+    clauses = group_filters(groups)
     if chat_id:
         clauses.append(col(CustomerGroup.chat_id) == chat_id)
     first = session.exec(select(func.min(CustomerGroup.id)).where(*clauses)).one()[0]
@@ -243,8 +244,8 @@ def customer_filters(
 ) -> list[ColumnElement[bool]]:
     """WHERE clauses for a `customers:` audience; every value is a bound parameter.
 
-    `last_purchase_days: {gte: 30, lte: 90}` means the last order was between 90 and 30 days
-    (of 24 h) before `as_of`; customers who never ordered match no `last_purchase_days`.
+    `last_purchase_days: {gte: 30, lte: 90}`: the last order was placed 30 to 90 calendar days
+    before `as_of`'s local date; customers who never ordered match no `last_purchase_days`.
     """
     clauses: list[ColumnElement[bool]] = []
     if customers is None:
@@ -287,13 +288,19 @@ def _has_tag(names: Sequence[str]) -> ColumnElement[bool]:
 
 
 def _recency_filters(days: DaysFilter | None, as_of: dt.datetime) -> list[ColumnElement[bool]]:
+    """Last order `gte`..`lte` days before `as_of`'s date in the chain's time zone (0 = that day),
+    compared with UTC instants of local midnights: no per-row date function, same on every DB."""
     if days is None:
         return []
+    tz = get_settings().timezone
+    today = local_today(as_of, tz)
     clauses = []
     if days.gte is not None:
-        clauses.append(col(Customer.last_order_at) <= as_of - dt.timedelta(days=days.gte))
+        _, end = day_window(today - dt.timedelta(days=days.gte), tz)
+        clauses.append(col(Customer.last_order_at) < end)
     if days.lte is not None:
-        clauses.append(col(Customer.last_order_at) >= as_of - dt.timedelta(days=days.lte))
+        start, _ = day_window(today - dt.timedelta(days=days.lte), tz)
+        clauses.append(col(Customer.last_order_at) >= start)
     return clauses
 
 
