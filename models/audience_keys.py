@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlmodel import col
 
 from core.clock import local
+from core.settings import get_settings
 from models.people import Customer, CustomerGroup, Staff, Store
 
 THIS_MONTH = "this"
@@ -30,7 +31,8 @@ def customer_of_store(stores: Sequence[str]) -> ColumnElement[bool]:
 
 
 def born_in(months: Sequence[int | str], as_of: dt.datetime) -> ColumnElement[bool]:
-    """The customer's birthday falls in one of `months`; `this` is the month of `as_of` in
-    Asia/Shanghai. Customers without a birthday match no month."""
-    numbers = sorted({local(as_of).month if m == THIS_MONTH else int(m) for m in months})
+    """The customer's birthday falls in one of `months`; `this` is the month of `as_of` in the
+    chain's time zone. Customers without a birthday match no month."""
+    this = local(as_of, get_settings().timezone).month
+    numbers = sorted({this if m == THIS_MONTH else int(m) for m in months})
     return func.extract("month", col(Customer.birthday)).in_(numbers)
