@@ -41,7 +41,7 @@ def collect_results_run_name() -> str:
 
 @flow(name="plan-day", flow_run_name=plan_day_run_name)
 def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Before the first send, reserve each customer's capped slots for the highest-priority SOPs."""
+    """Before the first send, reserve each customer's and group's capped slots for the highest-priority SOPs."""
     now = now or utcnow()
     day = day or local_today(now, get_settings().timezone)
     plan = reserve_day_task(load_all_sops(), day, now)
@@ -51,7 +51,7 @@ def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict
             {"sop step": key, "reserved": plan.reserved[key], "won": plan.won.get(key, 0)}
             for key in sorted(plan.reserved)
         ],
-        description=f"Capped slots reserved for {day}: who gets each customer's last slot",
+        description=f"Capped slots reserved for {day}: who gets each customer's and group's last slot",
     )
     get_run_logger().info("reserved %s", plan.reserved)
     return {"day": day.isoformat(), "reserved": plan.reserved, "won": plan.won}

@@ -1,4 +1,4 @@
-"""Plan the day ahead: reserve each customer's capped slots for the highest-priority SOPs."""
+"""Plan the day ahead: reserve each customer's and group's capped slots for the highest-priority SOPs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,6 @@ from soplang.spec import SopSpec
 def reserve_day_task(
     specs: list[SopSpec], day: dt.date, as_of: dt.datetime | None = None
 ) -> DayPlan:
-    """Plan the day ahead: reserve each customer's capped slots for the highest-priority SOPs."""
+    """Plan the day ahead: reserve each customer's and group's capped slots for the highest-priority SOPs."""
     with session_scope() as session:
         return reserve_day(specs, day, as_of, session=session)

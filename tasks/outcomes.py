@@ -42,5 +42,6 @@ def publish_not_today(sop_id: str, title: str, day: dt.date, days_rule: str) -> 
     create_markdown_artifact(
         key=artifact_key(sop_id, "main", "sample"),
         markdown=f"# {title} · {day}\n\nNot sent: `days: {days_rule}` excludes {day} "
-        "in China's official calendar (调休 included).",
+        "in the holiday calendar (China's official one with 调休, or sop/calendar.yaml for the "
+        "years it lists).",
     )
