@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 from channels.base import max_targets
 from engine.outcomes import RunTally
 from engine.waiting import first_text_to_send
-from models.deliveries import Occurrence, set_status
+from models.deliveries import Occurrence, set_status, to_send
 from models.delivery import SENDABLE, Delivery, DeliveryStatus
 from soplang.spec import SopSpec
 
@@ -27,16 +27,6 @@ def rejection_reason(note: str = "") -> str:
     """`rejected by operator: <note>`, whitespace collapsed and cut to fit the reason column."""
     note = " ".join(note.split())
     return (f"{REJECTED}: {note}" if note else REJECTED)[:REASON_MAX]
-
-
-def _to_send(occurrence: Occurrence) -> list[object]:
-    """The occurrence's rows still to send: due now or waiting for quiet hours to end."""
-    return [
-        col(Delivery.sop_id) == occurrence.sop_id,
-        col(Delivery.step) == occurrence.step,
-        col(Delivery.occurrence) == occurrence.occurrence,
-        col(Delivery.status).in_([s.value for s in SENDABLE]),
-    ]
 
 
 @dataclass(frozen=True)
@@ -64,7 +54,7 @@ def check_approval(
     if over is None:
         return ApprovalCheck(0, None)
     due = or_(col(Delivery.not_before).is_(None), col(Delivery.not_before) <= now)
-    statement = select(func.count()).select_from(Delivery).where(*_to_send(occurrence), due)
+    statement = select(func.count()).select_from(Delivery).where(*to_send(occurrence), due)
     return ApprovalCheck(int(session.execute(statement).scalar_one()), over)
 
 
@@ -84,7 +74,7 @@ def approval_view(occurrence: Occurrence, chat_type: str, *, session: Session) -
     per_call = max_targets(chat_type)
     statement = (
         select(Delivery.sender, Delivery.message_id, func.count())
-        .where(*_to_send(occurrence))
+        .where(*to_send(occurrence))
         .group_by(Delivery.sender, Delivery.message_id)
     )
     for sender, _message, rows in session.execute(statement):
@@ -167,7 +157,7 @@ def summary_markdown(
 def skip_unapproved(occurrence: Occurrence, reason: str, *, session: Session) -> int:
     """Record every touch of the step still to send as skipped with `reason`; rows already
     final are kept. Returns the rows skipped."""
-    ids = list(session.execute(select(Delivery.id).where(*_to_send(occurrence))).scalars())
+    ids = list(session.execute(select(Delivery.id).where(*to_send(occurrence))).scalars())
     values = {"reason": reason}
     if occurrence.flow_run_id:
         values["flow_run_id"] = str(occurrence.flow_run_id)

@@ -244,17 +244,21 @@ def claim(
     return Claim(token, kind, len(ids), ids[0], ids[-1])
 
 
+# The columns of an Event that make a PendingEvent, in its field order.
+EVENT_COLUMNS = (
+    col(Event.id),
+    col(Event.kind),
+    col(Event.customer_id),
+    col(Event.product_id),
+    col(Event.payload),
+    col(Event.occurred_at),
+)
+
+
 def claimed_events(token: str, *, session: Session) -> list[PendingEvent]:
     """The events a claim holds and has not finished, in id order."""
     rows = session.execute(
-        select(
-            col(Event.id),
-            col(Event.kind),
-            col(Event.customer_id),
-            col(Event.product_id),
-            col(Event.payload),
-            col(Event.occurred_at),
-        )
+        select(*EVENT_COLUMNS)
         .where(col(Event.claimed_by) == token, col(Event.processed_at).is_(None))
         .order_by(col(Event.id))
     )

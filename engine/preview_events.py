@@ -16,7 +16,7 @@ from core.clock import local, utcnow
 from core.errors import SopError
 from core.settings import get_settings
 from engine.customer_context import segment_renderer
-from engine.events import PendingEvent
+from engine.events import EVENT_COLUMNS, PendingEvent
 from engine.preview_groups import heading
 from engine.preview_report import Preview, Staff, customer_screen, plural, sender_of
 from engine.trigger_context import event_categories, event_variables
@@ -28,14 +28,6 @@ from soplang.spec import SopSpec
 from soplang.template import compile_step
 
 SAMPLE_ID = 0  # a sample event is not in the Event table
-EVENT_COLUMNS = (
-    col(Event.id),
-    col(Event.kind),
-    col(Event.customer_id),
-    col(Event.product_id),
-    col(Event.payload),
-    col(Event.occurred_at),
-)
 
 
 def preview_trigger(

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from core.clock import local
-from models.deliveries import Occurrence
-from models.delivery import SENDABLE, Delivery, Message
+from models.deliveries import Occurrence, to_send
+from models.delivery import Delivery, Message
 from models.people import CustomerGroup
 from soplang.spec import SopSpec
 
@@ -122,23 +122,13 @@ class Sample:
     target: str
 
 
-def _to_send(occurrence: Occurrence) -> list[object]:
-    """The occurrence's rows still to send: due now or waiting for quiet hours to end."""
-    return [
-        col(Delivery.sop_id) == occurrence.sop_id,
-        col(Delivery.step) == occurrence.step,
-        col(Delivery.occurrence) == occurrence.occurrence,
-        col(Delivery.status).in_([s.value for s in SENDABLE]),
-    ]
-
-
 def first_text_to_send(occurrence: Occurrence, *, session: Session) -> Sample | None:
     """The recorded text of the audience's first touch still to send, or None (touches waiting
     for quiet hours get their text from the run that sends them)."""
     first = session.execute(
         select(Delivery.target_kind, Delivery.target_id, Message.content)
         .join(Message, col(Message.id) == col(Delivery.message_id))
-        .where(*_to_send(occurrence))
+        .where(*to_send(occurrence))
         .order_by(func.coalesce(Delivery.group_id, Delivery.customer_id))  # the audience's first
         .limit(1)
     ).first()

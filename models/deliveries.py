@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlmodel import Session, col
 
 from core.clock import utcnow
@@ -135,6 +135,16 @@ def record_planned(
             occurrence, [t for t in targets if t.target_id not in new], session=session
         ).values()
     return recorded
+
+
+def to_send(occurrence: Occurrence) -> list[ColumnElement[bool]]:
+    """WHERE clauses for the occurrence's rows still to send: due now or waiting for quiet hours."""
+    return [
+        col(Delivery.sop_id) == occurrence.sop_id,
+        col(Delivery.step) == occurrence.step,
+        col(Delivery.occurrence) == occurrence.occurrence,
+        col(Delivery.status).in_(_SENDABLE_STATES),
+    ]
 
 
 def has_rows(occurrence: Occurrence, *, session: Session) -> bool:
