@@ -10,7 +10,9 @@ import yaml
 from core import clock
 from core.errors import CalendarError
 from core.settings import get_settings
-from soplang.problems import Problem
+from soplang.file_text import read_text
+from soplang.problems import ParsedSop, Problem
+from soplang.safe_yaml import SopYamlLoader
 from soplang.spec import did_you_mean
 
 CALENDAR_FILE = "calendar.yaml"
@@ -23,7 +25,13 @@ def read_calendar(path: Path) -> tuple[clock.WorkCalendar, list[Problem]]:
     """The calendar `path` lists (none when the file is absent) and every problem found in it."""
     found = _Reader(path)
     if path.is_file():
-        found.read(path.read_text(encoding="utf-8"))
+        file = ParsedSop(path=path)
+        text = read_text(
+            path, file, what="the calendar file", kind="a holiday calendar", empty_ok=True
+        )
+        found.problems.extend(file.problems)
+        if text is not None:
+            found.read(text)
     calendar = clock.WorkCalendar(frozenset(found.years), found.changes, str(path))
     return calendar, found.problems
 
@@ -38,6 +46,12 @@ def load_calendar(path: Path) -> clock.WorkCalendar:
             + "\n".join(errors)
         )
     return calendar
+
+
+class _CalendarLoader(SopYamlLoader):
+    """The SOP loader's limits on depth, aliases and size, named for this file."""
+
+    what = "the calendar file"
 
 
 _cache: dict[tuple[Path, int], clock.WorkCalendar] = {}
@@ -95,8 +109,9 @@ class _Reader:
         self.problems.append(Problem(str(self.path), line, "error", message))
 
     def read(self, text: str) -> None:
+        loader = _CalendarLoader(text)
         try:
-            root = yaml.compose(text)
+            root = loader.get_single_node()
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -109,6 +124,8 @@ class _Reader:
                 )
             )
             return
+        finally:
+            loader.dispose()
         if root is None:
             return
         if not isinstance(root, yaml.MappingNode):

@@ -1,4 +1,4 @@
-"""Read an SOP file's text safely: size-limited, regular files only, UTF-8 with the bad byte named."""
+"""Read an ops-edited file's text safely: size-limited, regular files only, UTF-8 with the bad byte named."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ def _size(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
 
 
-def _read_bytes(path: Path, parsed: ParsedSop) -> bytes | None:
+def _read_bytes(path: Path, parsed: ParsedSop, what: str, kind: str) -> bytes | None:
     """At most MAX_FILE_BYTES of a regular file; a bigger or special file is refused unread."""
-    too_big = f"an SOP file may be at most {_size(MAX_FILE_BYTES)}; is this really an SOP?"
+    too_big = f"{what} may be at most {_size(MAX_FILE_BYTES)}; is this really {kind}?"
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
@@ -36,9 +36,17 @@ def _read_bytes(path: Path, parsed: ParsedSop) -> bytes | None:
     return raw
 
 
-def read_text(path: Path, parsed: ParsedSop) -> str | None:
-    """The file's text with `\\n` line ends, or None after adding the reason to `parsed`."""
-    raw = _read_bytes(path, parsed)
+def read_text(
+    path: Path,
+    parsed: ParsedSop,
+    *,
+    what: str = "an SOP file",
+    kind: str = "an SOP",
+    empty_ok: bool = False,
+) -> str | None:
+    """The file's text with `\\n` line ends, or None after adding the reason to `parsed`;
+    `what` and `kind` name the file in the problems."""
+    raw = _read_bytes(path, parsed, what, kind)
     if raw is None:
         return None
     try:
@@ -58,7 +66,7 @@ def read_text(path: Path, parsed: ParsedSop) -> str | None:
             "the file contains a NUL byte; is it really a text file?",
         )
         return None
-    if not text.strip():
+    if not text.strip() and not empty_ok:
         parsed.add(1, "the file is empty; an SOP starts with a `---` front matter block")
         return None
     return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -26,6 +26,8 @@ class YamlLimitError(yaml.MarkedYAMLError):
 class SopYamlLoader(yaml.SafeLoader):
     """YAML 1.2-ish scalars (`on`/`yes` stay text, `10:00` is not 600) with compose-time limits."""
 
+    what = "front matter"  # what the limits' messages call the text
+
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
@@ -40,7 +42,7 @@ class SopYamlLoader(yaml.SafeLoader):
             return self._compose_alias(event, parent, index)
         if self._depth >= MAX_DEPTH:
             raise YamlLimitError(
-                f"front matter nests more than {MAX_DEPTH} levels deep; an SOP needs only a few",
+                f"{self.what} nests more than {MAX_DEPTH} levels deep; it needs only a few",
                 event.start_mark,
             )
         anchor = event.anchor
@@ -65,7 +67,7 @@ class SopYamlLoader(yaml.SafeLoader):
         self._aliases += 1
         if self._aliases > MAX_ALIASES:
             raise YamlLimitError(
-                f"front matter uses more than {MAX_ALIASES} aliases (`*name`); write the values out",
+                f"{self.what} uses more than {MAX_ALIASES} aliases (`*name`); write the values out",
                 event.start_mark,
             )
         if event.anchor in self._open:
@@ -80,7 +82,7 @@ class SopYamlLoader(yaml.SafeLoader):
         self._nodes += size
         if self._nodes > MAX_NODES:
             how = " once its aliases (`*name`) are expanded" if self._aliases else ""
-            raise YamlLimitError(f"front matter has more than {MAX_NODES:,} values{how}", mark)
+            raise YamlLimitError(f"{self.what} has more than {MAX_NODES:,} values{how}", mark)
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         """Values PyYAML cannot build (a bad `!!timestamp`, `!!int`) become errors on their line."""

@@ -197,3 +197,31 @@ def test_the_ops_guide_example_is_a_calendar_lint_accepts(tmp_path: Path) -> Non
 
     assert problems == [] and calendar.years == {2027}
     assert calendar.changes[dt.date(2027, 2, 20)] is True
+
+
+BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9 if prev else ['x'] * 9)}]\n"
+    for prev, name in zip(["", "a", "b", "c", "d", "e"], "abcdef", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "says"),
+    [
+        (b"2027:\n  holidays:\n    2027-01-01: \xd4\xaa\xb5\xa9\n", 3, "not UTF-8"),
+        (b"2027:\n  holidays:\n    2027-01-01: " + b"[" * 5000 + b"]" * 5000, 3, "32 levels"),
+        (BOMB.encode(), 5, "10,000 values"),
+        (b"2027:\n" + b"  # padding\n" * 30_000, 1, "at most 256 KB"),
+    ],
+    ids=["gbk", "deep", "alias-bomb", "huge"],
+)
+def test_a_hostile_calendar_file_is_one_clear_error_on_its_line(
+    tmp_path: Path, content: bytes, line: int, says: str
+) -> None:
+    path = tmp_path / CALENDAR_FILE
+    path.write_bytes(content)
+
+    calendar, problems = read_calendar(path)
+
+    assert [(p.line, p.severity) for p in problems] == [(line, "error")]
+    assert says in problems[0].message and calendar.years == frozenset()
