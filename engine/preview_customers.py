@@ -52,6 +52,7 @@ def describe_customers(audience: CustomerAudience | None) -> str:
             ("store", audience.store),
             ("gender", audience.gender),
             ("birthday month", [str(m) for m in audience.birthday_month]),
+            ("source_state", audience.source_state),
         )
         if values
     ]

@@ -69,6 +69,8 @@ class CustomerFilter(Protocol):
     @property
     def birthday_month(self) -> Sequence[int | str]: ...
     @property
+    def source_state(self) -> Sequence[str]: ...
+    @property
     def holdout(self) -> float: ...
 
 
@@ -255,6 +257,7 @@ def customer_filters(
         (customers.tier, Customer.tier),
         (customers.region, Customer.region),
         (customers.gender, Customer.gender),
+        (customers.source_state, Customer.source_state),
     ):
         if values:
             # `|| ''` keeps SQLite's planner (which has no statistics) off these columns' indexes:

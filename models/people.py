@@ -50,6 +50,8 @@ class Customer(SQLModel, table=True):
     stage_since: dt.datetime = Field(sa_type=UTCDateTime)
     added_at: dt.datetime = Field(sa_type=UTCDateTime)
     contact_state: str = Field(default="active", max_length=16)
+    # The `state` of the contact way (渠道活码) the customer was added through, e.g. store-bj01.
+    source_state: str | None = Field(default=None, max_length=30)
     deleted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Summaries of the order history, refreshed with the stage classification.
     order_count: int = 0

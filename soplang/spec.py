@@ -224,8 +224,8 @@ BirthdayMonth = Annotated[int | str, BeforeValidator(_birthday_month)]
 
 
 class CustomerAudience(_Strict):
-    """Customers (1:1) by stage, tier, region, tags, recency, store, gender, paid membership and
-    birthday month; `holdout` keeps a control group."""
+    """Customers (1:1) by stage, tier, region, tags, recency, store, gender, paid membership,
+    birthday month and the contact way they came through; `holdout` keeps a control group."""
 
     stage: Annotated[list[Stage], BeforeValidator(_as_list)] = []
     tier: Annotated[list[Tier], BeforeValidator(_as_list)] = []
@@ -237,6 +237,7 @@ class CustomerAudience(_Strict):
     gender: Annotated[list[Gender], BeforeValidator(_as_list)] = []
     paid_member: bool | None = None  # true: paid members (黑卡) only; false: everyone else
     birthday_month: Annotated[list[BirthdayMonth], BeforeValidator(_as_list)] = []
+    source_state: StrList = []  # the contact way's `state` they were added through (store-bj01)
     holdout: float = Field(default=0.0, ge=0.0, le=0.5)
 
 

@@ -50,6 +50,7 @@ CUSTOMER_CASES: dict[str, tuple[Any, list[str]]] = {
     "gender": ("female", ["woman"]),
     "paid_member": (True, ["paid"]),
     "birthday_month": ([11, 1], ["born_nov"]),
+    "source_state": (["store-bj01"], ["from_bj01_qr"]),
 }
 # Keys applied after the query, by the guards: each has its own test below.
 GUARD_KEYS = {"holdout"}
@@ -96,6 +97,8 @@ def customer_world() -> dict[str, int]:
         "paid": {"is_paid_member": True},
         "born_nov": {"birthday": dt.date(1990, 11, 3)},
         "born_dec": {"birthday": dt.date(1988, 12, 30)},
+        "from_bj01_qr": {"source_state": "store-bj01"},
+        "from_sh02_qr": {"source_state": "store-sh02"},
     }
     ids = {
         name: add_customers(1, first=index, **fields)[0]
