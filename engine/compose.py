@@ -111,6 +111,34 @@ class CampaignContent:
 
 
 @dataclass(frozen=True)
+class CampaignCustomerContent:
+    """A promotion step sent 1:1: the campaign, its items and (recap) the burst's sales, per
+    customer; customers who read the same fields share one text."""
+
+    spec: SopSpec
+    step: str
+    day: dt.date
+    shared: Mapping[str, Any]
+
+    def render(self, targets: Sequence[CustomerTarget]) -> Rendered:
+        rendered = Rendered()
+        if not targets:
+            return rendered
+        render_for = segment_renderer(
+            compile_step(self.spec, self.step),
+            day=self.day,
+            sop_id=self.spec.id,
+            sop_title=self.spec.title,
+            shared=self.shared,
+        )
+        with timed("render"):
+            rendered.texts = {c.id: render_for(c) for c in targets}
+        first = targets[0]
+        rendered.keep_sample(rendered.texts[first.id], f"customer {first.external_userid}")
+        return rendered
+
+
+@dataclass(frozen=True)
 class CustomerContent:
     """A 1:1 step; customers who read the same fields share one text (one render per segment)."""
 

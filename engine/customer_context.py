@@ -28,6 +28,12 @@ def customer_view(customer: CustomerTarget) -> dict[str, Any]:
         "stage": customer.stage,
         "stage_label": STAGES.get(customer.stage, customer.stage),
         "owner": {"name": customer.owner_name or ""},
+        "birthday": (
+            {"month": customer.birthday.month, "day": customer.birthday.day}
+            if customer.birthday
+            else None
+        ),
+        "source_state": customer.source_state or "",
     }
 
 
@@ -42,6 +48,8 @@ VIEW_SOURCES: dict[str, str] = {
     "stage": "stage",
     "stage_label": "stage",
     "owner": "owner_name",
+    "birthday": "birthday",
+    "source_state": "source_state",
 }
 
 
@@ -78,10 +86,16 @@ def customer_fields_read(source: str) -> tuple[str, ...] | None:
 
 
 def segment_renderer(
-    compiled: CompiledStep, *, day: dt.date, sop_id: str, sop_title: str
+    compiled: CompiledStep,
+    *,
+    day: dt.date,
+    sop_id: str,
+    sop_title: str,
+    shared: Mapping[str, Any] | None = None,
 ) -> Callable[..., str]:
     """Render a customer's text, reusing the text of any customer with the same fields read.
 
+    `shared` adds variables every customer's text gets (a promotion's `campaign`, `items`);
     `extra` adds variables for one customer's text (a trigger's `event`, `product`, `order`).
     """
     segment = _segment_of(customer_fields_read(compiled.source))
@@ -92,6 +106,7 @@ def segment_renderer(
         text = cache.get(key) if key is not None else None
         if text is None:
             context = customer_context(customer, day=day, sop_id=sop_id, sop_title=sop_title)
+            context.update(shared or {})
             context.update(extra or {})
             text = render(compiled, context)
             if key is not None:

@@ -12,6 +12,8 @@ from sqlalchemy import JSON, String, func, insert, literal, or_, select, update
 from sqlmodel import Session, col
 
 from core.errors import EventError
+from engine.complaints import check_complaint
+from engine.seed_events import check_seed_event
 from models.commerce import Event, Order, Product
 from models.people import Customer
 from models.types import UTCDateTime
@@ -19,7 +21,8 @@ from soplang.filters import yuan
 from soplang.spec import did_you_mean
 
 # Every kind the Event table holds; the trigger kinds (soplang.spec.TRIGGER_EVENTS) are drained by
-# flows/triggers.py, the others are behaviour the SOPs read (favourites, browsing, check-ins).
+# flows/triggers.py, the others are behaviour the SOPs read (favourites, browsing); check-ins are
+# both (the review counts them as activity).
 EVENT_KINDS = (
     "contact.added",
     "contact.deleted",
@@ -29,6 +32,12 @@ EVENT_KINDS = (
     "price.changed",
     "favourite.price_drop",
     "order.shipped",
+    "order.received",
+    "customer.birthday",
+    "group.member_joined",
+    "complaint.opened",
+    "complaint.updated",
+    "complaint.closed",
 )
 NEEDS_PRODUCT = ("favourite", "browse", "favourite.price_drop")
 PRICE_DROP = "favourite.price_drop"
@@ -101,7 +110,10 @@ def _check_payload(
                 f"a {kind} event needs a payload with prices in fen, new below old, e.g. "
                 '{"old_price": 25800, "new_price": 22800}'
             )
-    if kind == "order.shipped":
+    if kind.startswith("complaint."):
+        check_complaint(kind, customer_id, payload, session=session)
+    check_seed_event(kind, customer_id, payload, session=session)
+    if kind in ("order.shipped", "order.received"):
         order = session.get(Order, payload.get("order_id") or 0)
         if order is None or order.customer_id != customer_id:
             latest = session.execute(
@@ -109,7 +121,7 @@ def _check_payload(
             ).scalar()
             hint = f' (the customer\'s latest order: {{"order_id": {latest}}})' if latest else ""
             raise EventError(
-                f"an order.shipped event needs a payload naming an order of this customer{hint}"
+                f"an {kind} event needs a payload naming an order of this customer{hint}"
             )
 
 
@@ -221,8 +233,10 @@ def claim(
 ) -> Claim:
     """Take up to `limit` pending events of `kind`, oldest first, under a new claim token.
 
-    One UPDATE ... RETURNING: two drains running at once never take the same event (SQLite
-    serialises the writers; PostgreSQL skips rows another drain has locked).
+    The ids are chosen first, then taken by an UPDATE that re-checks they are free: two drains
+    running at once never take the same event (SQLite serialises the writers; PostgreSQL skips
+    rows another drain has locked). Not one UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL
+    may run that subquery more than once and take more than `limit`.
     """
     token = uuid.uuid4().hex
     oldest = (
@@ -232,9 +246,12 @@ def claim(
     ).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
+    chosen = list(session.execute(oldest).scalars())
+    if not chosen:
+        return Claim(token, kind)
     taken = session.execute(
         update(Event)
-        .where(col(Event.id).in_(oldest.scalar_subquery()), *_free(now, lease))
+        .where(col(Event.id).in_(chosen), *_free(now, lease))
         .values(claimed_by=token, claimed_at=now)
         .returning(col(Event.id))
     ).scalars()
@@ -242,6 +259,25 @@ def claim(
     if not ids:
         return Claim(token, kind)
     return Claim(token, kind, len(ids), ids[0], ids[-1])
+
+
+def claim_event(
+    event_id: int, *, now: dt.datetime, session: Session, lease: dt.timedelta = CLAIM_LEASE
+) -> Claim | None:
+    """Take one event by id under a new claim token (the receiver answering a welcome code);
+    None when it is processed or another claim holds it.
+
+    One conditional UPDATE: on PostgreSQL it waits for a drain holding the row and re-checks the
+    condition after it, so a drain and this never both take the event.
+    """
+    token = uuid.uuid4().hex
+    taken = session.execute(
+        update(Event)
+        .where(col(Event.id) == event_id, *_free(now, lease))
+        .values(claimed_by=token, claimed_at=now)
+        .returning(col(Event.kind))
+    ).scalar()
+    return None if taken is None else Claim(token, taken, 1, event_id, event_id)
 
 
 # The columns of an Event that make a PendingEvent, in its field order.

@@ -259,6 +259,7 @@ def plan_customers(
     *,
     now: dt.datetime,
     rendered: Rendered | None = None,
+    guards: Sequence[Guard] = CUSTOMER_GUARDS,
 ) -> PlannedBatch:
     """Guard a batch of customers for one step and record every one; return the touches to send now.
 
@@ -268,7 +269,7 @@ def plan_customers(
         occurrence,
         customers,
         customer_target,
-        CUSTOMER_GUARDS,
+        guards,
         now=now,
         spec=spec,
         rendered=rendered,

@@ -34,7 +34,7 @@ class PreviewRequest:
 # Which options make sense for which shape of SOP, and what to use instead.
 _OPTION_FOR = {
     "group": ("--group", "group SOPs (community, promotion)"),
-    "customer": ("--customer", "1:1, lifecycle and trigger SOPs"),
+    "customer": ("--customer", "1:1 SOPs (channel customer), lifecycle and trigger SOPs"),
     "campaign": ("--campaign", "promotion SOPs"),
     "event": ("--event", "trigger SOPs"),
     "payload": ("--payload", "trigger SOPs"),
@@ -45,7 +45,7 @@ def _allowed(spec: SopSpec) -> set[str]:
     if spec.kind == "trigger":
         return {"customer", "event", "payload"}
     if spec.kind == "promotion":
-        return {"group", "campaign"}
+        return {"customer" if spec.channel == "customer" else "group", "campaign"}
     if spec.channel == "customer":
         return {"customer"}
     return {"group"}
@@ -79,7 +79,9 @@ def preview_sop(spec: SopSpec, request: PreviewRequest) -> Preview:
             payload=request.payload,
         )
     if spec.kind == "promotion":
-        return preview_promotion(spec, step, request.day, request.group, request.campaign)
+        return preview_promotion(
+            spec, step, request.day, request.group, request.campaign, request.customer
+        )
     if spec.channel == "customer":
         return preview_customers(spec, step, request.day, request.customer)
     return preview_community(spec, step, request.day, request.group)

@@ -1,4 +1,4 @@
-"""Preview of a promotion step: the campaign it runs for, when the step is due, its shared context per group."""
+"""Preview of a promotion step: the campaign it runs for, when the step is due, its shared context per group or customer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from core.clock import local
 from core.errors import SopError
 from core.settings import get_settings
 from engine.campaign import BURST_STEP, CampaignInfo, find_campaign, step_context, step_due_times
-from engine.compose import CampaignContent
+from engine.compose import CampaignContent, CampaignCustomerContent
+from engine.preview_customers import fill_customers
 from engine.preview_groups import heading, preview_groups
 from engine.preview_report import Preview, plural
 from models.commerce import Campaign
@@ -21,10 +22,16 @@ from soplang.spec import SopSpec
 
 
 def preview_promotion(
-    spec: SopSpec, step: str, day: dt.date, chat_id: str | None, code: str | None
+    spec: SopSpec,
+    step: str,
+    day: dt.date,
+    chat_id: str | None,
+    code: str | None,
+    external_userid: str | None = None,
 ) -> Preview:
     """The step for `code` (default: the newest campaign running this SOP), with the context its
-    run gets at its due time: the campaign, its items and, for the recap, the burst's sales."""
+    run gets at its due time: the campaign, its items and, for the recap, the burst's sales; to
+    its groups, or 1:1 to its customers on `channel: customer`."""
     tz = get_settings().timezone
     with session_scope(readonly=True) as session:
         campaign = _campaign(spec, code, session=session)
@@ -39,6 +46,17 @@ def preview_promotion(
             f"recap stats 战报: orders from `{BURST_STEP}` to the recap's due time: "
             f"{plural(stats['units_sold'], 'unit')}, {plural(stats['buyers'], 'buyer')}, "
             f"{len(stats['sold_out'])} item(s) sold out"
+        )
+    if spec.channel == "customer":
+        return fill_customers(
+            spec,
+            step,
+            preview,
+            CampaignCustomerContent(spec, step, due_local.date(), shared),
+            spec.audience.customers if spec.audience else None,
+            moment=due,
+            label=campaign.code,
+            external_userid=external_userid,
         )
     content = CampaignContent(spec, step, due_local.date(), shared)
     return preview_groups(spec, step, preview, content, chat_id)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 from sqlmodel import Session, col
 
 from core.clock import at_local, local
 from core.errors import SopError
 from core.settings import get_settings
-from engine.compose import CustomerContent
+from engine.compose import Content, CustomerContent
 from engine.lifecycle_context import sop_timezone, stage_entry_audience
 from engine.preview_groups import NOT_TODAY, heading
 from engine.preview_report import (
@@ -92,9 +93,38 @@ def preview_customers(
             )
         )
     moment = _send_moment(spec, declared, day, tz)
-    content = CustomerContent(spec, step, day)
+    why_empty = partial(_why_empty, spec, declared, day, base, moment)
+    return fill_customers(
+        spec,
+        step,
+        preview,
+        CustomerContent(spec, step, day),
+        audience,
+        moment=moment,
+        label=day.isoformat(),
+        external_userid=external_userid,
+        why_empty=why_empty,
+    )
+
+
+def fill_customers(
+    spec: SopSpec,
+    step: str,
+    preview: Preview,
+    content: Content,
+    audience: CustomerFilter | None,
+    *,
+    moment: dt.datetime,
+    label: str,
+    external_userid: str | None,
+    why_empty: Callable[[Session], str] | None = None,
+) -> Preview:
+    """Fill `preview` with a 1:1 step's customers as a run at `moment` of the occurrence `label`
+    finds them, its WeCom tasks and one customer's text (`--customer`, else the first)."""
+    tz = sop_timezone(spec)
+    base = spec.audience.customers if spec.audience else None
     with session_scope(readonly=True) as session:
-        screen = customer_screen(spec, step, day.isoformat(), session=session)
+        screen = customer_screen(spec, step, label, session=session)
         batches = _batches(audience, moment, session)
         tally = tally_batches(batches, content, chat_type="single", screen=screen)
         preview.tasks = tally.tasks
@@ -102,9 +132,8 @@ def preview_customers(
         if tally.targets:
             preview.audience = f"{plural(tally.targets, 'customer')} ({describe_customers(base)})"
         else:
-            preview.audience = "0 customers: " + _why_empty(
-                spec, declared, day, base, moment, session
-            )
+            why = why_empty(session) if why_empty else _no_match(base)
+            preview.audience = "0 customers: " + why
         if external_userid:
             shown = _customer(spec, external_userid, session)
             if not customers_in_range(
@@ -163,6 +192,10 @@ def _batches(
         yield customers_in_range(audience, id_range, session=session, as_of=moment)
 
 
+def _no_match(base: CustomerAudience | None) -> str:
+    return f"no customer matches ({describe_customers(base)})"
+
+
 def _why_empty(
     spec: SopSpec,
     declared: Step,
@@ -171,9 +204,9 @@ def _why_empty(
     moment: dt.datetime,
     session: Session,
 ) -> str:
-    matching = count_customers(base, session=session, as_of=moment)
     if declared.after_days is None:
-        return f"no customer matches ({describe_customers(base)})"
+        return _no_match(base)
+    matching = count_customers(base, session=session, as_of=moment)
     entered = day - dt.timedelta(days=declared.after_days)
     return (
         f"nobody still in the stage entered it on {entered.isoformat()}; "
@@ -214,9 +247,7 @@ def _outside(customer: CustomerTarget, tz: str) -> str:
     )
 
 
-def _show(
-    preview: Preview, content: CustomerContent, customer: CustomerTarget, screen: Screen
-) -> None:
+def _show(preview: Preview, content: Content, customer: CustomerTarget, screen: Screen) -> None:
     rendered = content.render([customer])
     preview.shown_for = f"customer {customer.external_userid} ({customer.name}, owner {customer.owner_userid or '-'})"
     preview.text = rendered.texts.get(customer.id)

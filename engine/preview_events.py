@@ -19,11 +19,14 @@ from engine.customer_context import segment_renderer
 from engine.events import EVENT_COLUMNS, PendingEvent
 from engine.preview_groups import heading
 from engine.preview_report import Preview, Staff, customer_screen, plural, sender_of
+from engine.seed_events import EXAMPLES, sample_payload
 from engine.trigger_context import event_categories, event_variables
+from engine.trigger_timing import waiting_lines
 from engine.triggers import event_customers, event_touches
 from models.commerce import Event, Order, Product
 from models.db import session_scope
 from models.people import Customer
+from soplang.event_payloads import when_matches, when_words
 from soplang.spec import SopSpec
 from soplang.template import compile_step
 
@@ -89,6 +92,7 @@ def preview_trigger(
         f"customer {target.external_userid} ({target.name}, owner {target.owner_userid or '-'}), "
         f"{source}"
     )
+    preview.when += waiting_lines(spec.step(step), event.occurred_at, tz)
     if isinstance(found, str):
         preview.nothing = found + _hint(kind)
         return preview
@@ -96,14 +100,22 @@ def preview_trigger(
         compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
     )
     preview.text = render_for(target, found)
+    when = next((s.when for s in spec.step_list if s.name == step), None)
+    if when and not when_matches(when, event.payload):
+        preview.notes.append(
+            f"a run does not answer this event with step `{step}` ({when_words(when)}; the "
+            f"event's payload is {event.payload}): the text above is what a matching event gets"
+        )
     if stopped:
         preview.notes.append(f"a run skips customer {target.external_userid}: {stopped}")
     return preview
 
 
 def _hint(kind: str) -> str:
-    if kind == "order.shipped":
+    if kind in ("order.shipped", "order.received"):
         return "; name one of the customer's orders: --payload '{\"order_id\": 123}'"
+    if kind in EXAMPLES:
+        return f"; give it: --payload '{EXAMPLES[kind]}'"
     if kind == "favourite.price_drop":
         return '; give the prices in fen: --payload \'{"old_price": 25800, "new_price": 22800}\''
     return ""
@@ -155,7 +167,7 @@ def _sample(
     payload: dict[str, Any] = {}
     what = f"a sample `{kind}` event (none recorded"
     what += " for this customer)" if customer_id is not None else ")"
-    if kind == "order.shipped":
+    if kind in ("order.shipped", "order.received"):
         order = select(col(Order.id), col(Order.customer_id)).order_by(col(Order.id).desc())
         if customer_id is not None:
             order = order.where(col(Order.customer_id) == customer_id)
@@ -174,6 +186,10 @@ def _sample(
             old = product.list_price_fen
             payload = {"old_price": old, "new_price": old * 4 // 5}
             what += f" for {product.name} ({product.sku}), 20% off"
+    else:
+        payload, fits, words = sample_payload(kind, customer_id, session)
+        customer_id = fits if fits is not None else customer_id
+        what += words
     if customer_id is None:
         customer_id = session.execute(select(func.min(Customer.id))).scalar()
         if customer_id is None:

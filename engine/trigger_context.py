@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from core.clock import local
+from engine.complaints import complaint_variables
 from engine.events import PendingEvent
+from engine.seed_events import birthday_variables, checkin_variables, member_joined_variables
 from models.commerce import Order, OrderLine, Product
 
 Variables = dict[str, Any]
@@ -47,7 +49,7 @@ def _price_drop_variables(
 def _order_variables(
     events: Sequence[PendingEvent], tz: str, session: Session
 ) -> dict[int, Variables | str]:
-    """`order` {id, total, item_count} of each order.shipped event, only for the order's own customer."""
+    """`order` {id, total, item_count} of each order.shipped/received event, for the order's own customer."""
     ids = {e.payload.get("order_id") for e in events} - {None}
     statement = (
         select(
@@ -83,6 +85,13 @@ KIND_VARIABLES: dict[
 ] = {
     "favourite.price_drop": _price_drop_variables,
     "order.shipped": _order_variables,
+    "order.received": _order_variables,
+    "customer.birthday": birthday_variables,
+    "checkin": checkin_variables,
+    "group.member_joined": member_joined_variables,
+    "complaint.opened": complaint_variables,
+    "complaint.updated": complaint_variables,
+    "complaint.closed": complaint_variables,
 }
 
 

@@ -15,12 +15,14 @@ from channels.base import Channel
 from core.settings import get_settings
 from engine.compose import Composed, Rendered
 from engine.customer_context import segment_renderer
-from engine.dispatch import dispatch
 from engine.events import Claim, PendingEvent, claimed_events
+from engine.guard import CUSTOMER_GUARDS, Guard
 from engine.outcomes import OutcomeReport, RunTally, outcome_words, pending_lines
 from engine.plan import PlannedBatch, plan_customers
+from engine.seed_events import step_events
 from engine.timing import timed
 from engine.trigger_context import Variables, event_categories, event_variables
+from engine.welcome import dispatch_events
 from models.audience import CustomerFilter, CustomerTarget, customer_filters, customer_select
 from models.db import session_scope
 from models.deliveries import Occurrence
@@ -60,6 +62,7 @@ class TriggerBatch:
     planned: PlannedBatch = field(default_factory=PlannedBatch)
     ready: list[Composed] = field(default_factory=list)
     sample: str | None = None
+    welcome_codes: dict[int, str] = field(default_factory=dict)  # delivery id -> WelcomeCode
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Drained:
 
     events: int = 0
     batches: int = 0
+    due: dict[str, int] = field(default_factory=dict)  # waiting steps that came due, by outcome
 
     def add(self, batch: Claim) -> None:
         self.events += batch.count
@@ -168,6 +172,7 @@ def plan_events(
     now: dt.datetime,
     day: dt.date,
     flow_run_id: str | None = None,
+    guards: Sequence[Guard] = CUSTOMER_GUARDS,
 ) -> TriggerBatch:
     """Render, guard and record one touch per event through the 1:1 planner, chunk by chunk.
 
@@ -175,6 +180,7 @@ def plan_events(
     and each row is written once with its text.
     """
     batch = TriggerBatch(events=len(events))
+    events = step_events(spec, step, events, batch.planned.skipped)
     touches = event_touches(spec, events, now=now, skipped=batch.planned.skipped)
     if not touches:
         return batch
@@ -182,6 +188,11 @@ def plan_events(
         compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
     )
     size = get_settings().batch_size
+    # A WelcomeCode lives 20 s: only the SOP's first step can answer with it.
+    first = step == spec.step_names[0]
+    codes = {
+        e.id: e.payload["welcome_code"] for e in events if first and e.payload.get("welcome_code")
+    }
     for category in dict.fromkeys(t.category for t in touches):
         scoped = spec.model_copy(update={"category": category})
         for same_round in rounds([t for t in touches if t.category == category]):
@@ -192,7 +203,9 @@ def plan_events(
                 rendered = Rendered(texts=texts)
                 occurrence = _occurrence(spec, step, chunk, flow_run_id)
                 customers = [t.customer for t in chunk]
-                planned = plan_customers(scoped, occurrence, customers, now=now, rendered=rendered)
+                planned = plan_customers(
+                    scoped, occurrence, customers, now=now, rendered=rendered, guards=guards
+                )
                 batch.ready += [
                     Composed(
                         touch.delivery_id,
@@ -202,6 +215,12 @@ def plan_events(
                     )
                     for touch in planned.touches
                 ]
+                event_of = {t.customer.id: t.event_id for t in chunk}
+                batch.welcome_codes.update(
+                    (touch.delivery_id, codes[event_of[touch.target.id]])
+                    for touch in planned.touches
+                    if event_of[touch.target.id] in codes
+                )
                 batch.sample = batch.sample or next(iter(texts.values()), None)
                 _merge(batch.planned, planned)
     return batch
@@ -237,12 +256,31 @@ def send_events(
     to send."""
     with session_scope() as session:
         events = claimed_events(batch.token, session=session)
+    return send_event_step(
+        open_channel, spec, step, events, now=now, day=day, flow_run_id=flow_run_id
+    )
+
+
+def send_event_step(
+    open_channel: Callable[[], AbstractContextManager[Channel]],
+    spec: SopSpec,
+    step: str,
+    events: Sequence[PendingEvent],
+    *,
+    now: dt.datetime,
+    day: dt.date,
+    flow_run_id: str | None,
+) -> RunTally:
+    """Render, guard, record and send one step for these events (drained now, or whose waiting
+    step is due); the idempotency key names the event, so a step is sent once per event."""
     prepared = plan_events(spec, step, events, now=now, day=day, flow_run_id=flow_run_id)
     tally = RunTally()
     tally.add_prepared(prepared.planned, prepared.sample)
     if prepared.ready:
         with open_channel() as channel:
-            result = dispatch(channel, "single", prepared.ready, flow_run_id=flow_run_id)
+            result = dispatch_events(
+                channel, prepared.ready, prepared.welcome_codes, flow_run_id=flow_run_id
+            )
         tally.add_dispatched(result)
     return tally
 
@@ -280,6 +318,7 @@ def trigger_report(
         "unsettled": pending.faults(),
         "events": drained.events,
         "batches": drained.batches,
+        "due_steps": dict(drained.due),
         "recipients": tally.recipients,
         "calls": tally.calls,
         "this_run": {f"{s}:{r}" if r else s: n for (s, r), n in tally.this_run.items()},
@@ -298,6 +337,9 @@ def _summary(spec: SopSpec, drained: Drained, tally: RunTally, pending: list[str
         f" (priority `{spec.priority}`)",
         f"- sent: **{sent}** in {tally.calls} mass-message call(s)",
         f"- settled by an earlier drain (not sent again): **{sum(tally.already_done.values())}**",
+    ]
+    lines += [
+        f"- waiting step came due, {outcome}: {n}" for outcome, n in sorted(drained.due.items())
     ]
     lines += [
         f"- {outcome_words(status, reason)}: {n}"

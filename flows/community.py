@@ -14,6 +14,7 @@ from core.clock import utcnow
 from engine.community_context import deal_slot
 from engine.compose import CommunityContent
 from flows.calendar_check import warn_unknown_calendar
+from flows.customers import customer_plan
 from flows.pipeline import (
     WORKERS,
     OccurrencePlan,
@@ -43,7 +44,8 @@ def run_name() -> str:
 def community_sop(
     sop_id: str, day: dt.date | None = None, now: dt.datetime | None = None
 ) -> list[dict[str, Any]] | State[Any]:
-    """Send one day's occurrence of a community SOP to every group in its audience.
+    """Send one day's occurrence of a community SOP to every group in its audience (on
+    `channel: customer`, 1:1 to every customer in it).
 
     `now` (default: the current instant) decides quiet hours and caps; tests move it.
     """
@@ -58,14 +60,19 @@ def community_sop(
     summaries: list[dict[str, Any]] = []
     errors: list[str] = []
     for step in spec.step_names:
-        plan = OccurrencePlan(
-            spec,
-            step,
-            day,
-            label=day.isoformat(),
-            shape="groups",
-            audience=spec.audience.groups,
-            content=CommunityContent(spec, step, day, slot),
+        # `channel: customer`: the same rhythm (会员日, weekly category day) sent 1:1.
+        plan = (
+            customer_plan(spec, step, day)
+            if spec.channel == "customer"
+            else OccurrencePlan(
+                spec,
+                step,
+                day,
+                label=day.isoformat(),
+                shape="groups",
+                audience=spec.audience.groups,
+                content=CommunityContent(spec, step, day, slot),
+            )
         )
         summary, failed = send_occurrence(plan, now=now)
         summaries.append(summary)

@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from core.clock import utcnow
-from engine.compose import CustomerContent
+from engine.compose import Content, CustomerContent
 from flows.pipeline import (
     WORKERS,
     OccurrencePlan,
@@ -19,8 +19,36 @@ from flows.pipeline import (
     send_occurrence,
     unsettled_failure,
 )
-from soplang.spec import CustomerAudience
+from models.audience import CustomerFilter
+from soplang.spec import CustomerAudience, SopSpec
 from tasks.sops import load_sop_by_id
+
+
+def customer_plan(
+    spec: SopSpec,
+    step: str,
+    day: dt.date,
+    *,
+    label: str | None = None,
+    audience: CustomerFilter | None = None,
+    content: Content | None = None,
+) -> OccurrencePlan:
+    """A 1:1 occurrence of `step`: the SOP's `customers:` audience (or `audience`), each customer's
+    text rendered by `content` (default: the 1:1 context), named by `label` (default: the day).
+
+    The community rhythm sent 1:1 (会员日), promotion steps on `channel: customer` and lifecycle
+    steps all go through it, so the same caps, reservations and idempotency keys apply.
+    """
+    customers = audience if audience is not None else spec.audience.customers
+    return OccurrencePlan(
+        spec,
+        step,
+        day,
+        label=label or day.isoformat(),
+        shape="customers",
+        audience=customers,
+        content=content or CustomerContent(spec, step, day),
+    )
 
 
 def run_name() -> str:
@@ -56,14 +84,6 @@ def customer_sop(
     now = now or utcnow()
     day = occurrence_day(day)
     spec = load_sop_by_id(sop_id)
-    plan = OccurrencePlan(
-        spec,
-        step,
-        day,
-        label=occurrence or day.isoformat(),
-        shape="customers",
-        audience=audience or spec.audience.customers,
-        content=CustomerContent(spec, step, day),
-    )
+    plan = customer_plan(spec, step, day, label=occurrence, audience=audience)
     summary, errors = send_occurrence(plan, now=now)
     return unsettled_failure([summary], errors) or summary

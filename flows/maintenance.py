@@ -14,6 +14,7 @@ from core.clock import local, local_today, utcnow
 from core.settings import get_settings
 from engine.results import unknown_message
 from flows.pipeline import failed_run
+from tasks.birthdays import record_birthdays_task
 from tasks.caps import reserve_day_task
 from tasks.results import collect_results_task
 from tasks.sops import load_all_sops
@@ -41,7 +42,8 @@ def collect_results_run_name() -> str:
 
 @flow(name="plan-day", flow_run_name=plan_day_run_name)
 def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Before the first send, reserve each customer's and group's capped slots for the highest-priority SOPs."""
+    """Before the first send, reserve each customer's and group's capped slots for the highest-priority
+    SOPs, and record today's customer.birthday events."""
     now = now or utcnow()
     day = day or local_today(now, get_settings().timezone)
     plan = reserve_day_task(load_all_sops(), day, now)
@@ -54,7 +56,15 @@ def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict
         description=f"Capped slots reserved for {day}: who gets each customer's and group's last slot",
     )
     get_run_logger().info("reserved %s", plan.reserved)
-    return {"day": day.isoformat(), "reserved": plan.reserved, "won": plan.won}
+    # Birthdays only for the day itself: a plan run for another day sends no greeting early or late.
+    today = day == local_today(now, get_settings().timezone)
+    birthdays = record_birthdays_task(day) if today else {}
+    return {
+        "day": day.isoformat(),
+        "reserved": plan.reserved,
+        "won": plan.won,
+        "birthdays": birthdays,
+    }
 
 
 @flow(name="collect-results", flow_run_name=collect_results_run_name)

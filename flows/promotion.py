@@ -1,4 +1,4 @@
-"""Promotion cadence (预告-爆发-复盘): one flow run sends one step of a campaign's SOP to its groups."""
+"""Promotion cadence (预告-爆发-复盘): one flow run sends one step of a campaign's SOP to its groups or customers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from core.clock import local_today, utcnow
 from core.errors import SopDefinitionError
 from core.settings import get_settings
-from engine.compose import CampaignContent
+from engine.compose import CampaignContent, CampaignCustomerContent
+from flows.customers import customer_plan
 from flows.pipeline import WORKERS, OccurrencePlan, send_occurrence, unsettled_failure
 from tasks.campaign import (
     campaign_context,
@@ -25,7 +26,8 @@ from tasks.campaign import (
 )
 from tasks.sops import load_sop_by_id
 
-CHANNELS = ("group",)  # promotion steps post to customer groups (客户群群发)
+# Promotion steps post to customer groups (客户群群发) or go 1:1 to customers (客户群发).
+CHANNELS = ("group", "customer")
 
 
 def run_name() -> str:
@@ -42,10 +44,11 @@ def run_name() -> str:
 def promotion_step(
     campaign_code: str, step: str, now: dt.datetime | None = None
 ) -> dict[str, Any] | State[Any]:
-    """Send one step (preview, burst, recap …) of a campaign's SOP to the SOP's groups.
+    """Send one step (preview, burst, recap …) of a campaign's SOP to the SOP's groups, or 1:1
+    to its customers on `channel: customer`.
 
     The occurrence is the campaign code, so each campaign and step is sent at most once per
-    group. A cancelled campaign, a step not due yet or overtaken by a later step sends nothing
+    group or customer. A cancelled campaign, a step not due yet or overtaken by a later step sends nothing
     and says why in an artifact. `now` (default: the current instant) lets tests move the clock.
     """
     now = now or utcnow()
@@ -66,15 +69,19 @@ def promotion_step(
         return {"occurrence": campaign.code, "step": step, "skipped": reason}
     shared = campaign_context(campaign, spec, step, now)
     day = local_today(now, get_settings().timezone)
-    plan = OccurrencePlan(
-        spec,
-        step,
-        day,
-        label=campaign.code,
-        shape="groups",
-        audience=spec.audience.groups,
-        content=CampaignContent(spec, step, day, shared),
-    )
+    if spec.channel == "customer":
+        content = CampaignCustomerContent(spec, step, day, shared)
+        plan = customer_plan(spec, step, day, label=campaign.code, content=content)
+    else:
+        plan = OccurrencePlan(
+            spec,
+            step,
+            day,
+            label=campaign.code,
+            shape="groups",
+            audience=spec.audience.groups,
+            content=CampaignContent(spec, step, day, shared),
+        )
     summary, errors = send_occurrence(plan, now=now)
     follow_up_deferred(campaign, step, summary["deferred"], now)
     finish_campaign(campaign, spec, step)

@@ -15,11 +15,16 @@ from sqlalchemy import ColumnElement, Select, func, literal, select, type_coerce
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from core.clock import day_window, local_today, utcnow
-from core.settings import get_settings
-from models.audience_keys import born_in, customer_of_store, group_owned_by
+from core.clock import utcnow
+from models.audience_keys import (
+    born_in,
+    customer_of_store,
+    group_owned_by,
+    has_tag,
+    last_order_days_ago,
+)
 from models.delivery import SENDABLE_VALUES, Delivery
-from models.people import Customer, CustomerGroup, CustomerTag, OptOut, Staff, Tag
+from models.people import Customer, CustomerGroup, OptOut, Staff
 from models.types import UTCDateTime
 
 IdRange = tuple[int, int]
@@ -113,6 +118,8 @@ class CustomerTarget(NamedTuple):
     last_order_at: dt.datetime | None
     owner_userid: str | None
     owner_name: str | None
+    birthday: dt.date | None = None  # month and day reach templates, never the year
+    source_state: str | None = None  # the contact way's `state` (store-bj01) they were added by
 
 
 def id_ranges(
@@ -238,6 +245,8 @@ def customer_select() -> Select[Any]:
         type_coerce(Customer.last_order_at, _Instant),
         Staff.userid,
         Staff.name,
+        Customer.birthday,
+        Customer.source_state,
     ).outerjoin(Staff, col(Staff.id) == col(Customer.owner_staff_id))
 
 
@@ -264,10 +273,12 @@ def customer_filters(
             # it would scan the whole audience in the index for every id-range batch.
             clauses.append((col(column) + "").in_(list(values)))
     if customers.tags_any:
-        clauses.append(_has_tag(customers.tags_any))
+        clauses.append(has_tag(customers.tags_any))
     if customers.tags_none:
-        clauses.append(~_has_tag(customers.tags_none))
-    clauses.extend(_recency_filters(customers.last_purchase_days, as_of or utcnow()))
+        clauses.append(~has_tag(customers.tags_none))
+    days = customers.last_purchase_days
+    if days is not None:
+        clauses.extend(last_order_days_ago(days.gte, days.lte, as_of or utcnow()))
     if customers.store:
         clauses.append(customer_of_store(customers.store))
     if customers.paid_member is not None:
@@ -277,33 +288,6 @@ def customer_filters(
     if isinstance(customers, StageEntryFilter):
         clauses.append(col(Customer.stage_since) >= customers.entered_from)
         clauses.append(col(Customer.stage_since) < customers.entered_before)
-    return clauses
-
-
-def _has_tag(names: Sequence[str]) -> ColumnElement[bool]:
-    """EXISTS a tag of the customer named one of `names`."""
-    return (
-        select(CustomerTag.customer_id)
-        .join(Tag, col(Tag.id) == col(CustomerTag.tag_id))
-        .where(col(CustomerTag.customer_id) == col(Customer.id), col(Tag.name).in_(list(names)))
-        .exists()
-    )
-
-
-def _recency_filters(days: DaysFilter | None, as_of: dt.datetime) -> list[ColumnElement[bool]]:
-    """Last order `gte`..`lte` days before `as_of`'s date in the chain's time zone (0 = that day),
-    compared with UTC instants of local midnights: no per-row date function, same on every DB."""
-    if days is None:
-        return []
-    tz = get_settings().timezone
-    today = local_today(as_of, tz)
-    clauses = []
-    if days.gte is not None:
-        _, end = day_window(today - dt.timedelta(days=days.gte), tz)
-        clauses.append(col(Customer.last_order_at) < end)
-    if days.lte is not None:
-        start, _ = day_window(today - dt.timedelta(days=days.lte), tz)
-        clauses.append(col(Customer.last_order_at) >= start)
     return clauses
 
 

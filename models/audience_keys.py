@@ -1,4 +1,5 @@
-"""WHERE clauses for the audience keys that reach beyond a column of their own table: owner, store, birthday month."""
+"""WHERE clauses for the audience keys that take more than a column compared with a list: owner, store, tags,
+recency, birthday month."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlmodel import col
 
-from core.clock import local
+from core.clock import day_window, local, local_today
 from core.settings import get_settings
-from models.people import Customer, CustomerGroup, Staff, Store
+from models.people import Customer, CustomerGroup, CustomerTag, Staff, Store, Tag
 
 THIS_MONTH = "this"
 
@@ -36,3 +37,30 @@ def born_in(months: Sequence[int | str], as_of: dt.datetime) -> ColumnElement[bo
     this = local(as_of, get_settings().timezone).month
     numbers = sorted({this if m == THIS_MONTH else int(m) for m in months})
     return func.extract("month", col(Customer.birthday)).in_(numbers)
+
+
+def has_tag(names: Sequence[str]) -> ColumnElement[bool]:
+    """EXISTS a tag of the customer named one of `names`."""
+    return (
+        select(CustomerTag.customer_id)
+        .join(Tag, col(Tag.id) == col(CustomerTag.tag_id))
+        .where(col(CustomerTag.customer_id) == col(Customer.id), col(Tag.name).in_(list(names)))
+        .exists()
+    )
+
+
+def last_order_days_ago(
+    gte: int | None, lte: int | None, as_of: dt.datetime
+) -> list[ColumnElement[bool]]:
+    """Last order `gte`..`lte` days before `as_of`'s date in the chain's time zone (0 = that day),
+    compared with UTC instants of local midnights: no per-row date function, same on every DB."""
+    tz = get_settings().timezone
+    today = local_today(as_of, tz)
+    clauses = []
+    if gte is not None:
+        _, end = day_window(today - dt.timedelta(days=gte), tz)
+        clauses.append(col(Customer.last_order_at) < end)
+    if lte is not None:
+        start, _ = day_window(today - dt.timedelta(days=lte), tz)
+        clauses.append(col(Customer.last_order_at) >= start)
+    return clauses

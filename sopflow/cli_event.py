@@ -42,14 +42,23 @@ def _record(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 @event_app.command("add")
 def event_add(
     kind: Annotated[
-        str, typer.Argument(help="contact.added, favourite.price_drop, order.shipped …")
+        str,
+        typer.Argument(
+            help="contact.added, favourite.price_drop, order.shipped, order.received, "
+            "customer.birthday, checkin, group.member_joined …"
+        ),
     ],
     customer: Annotated[str, typer.Option(help="The customer's external_userid.")],
     product: Annotated[
         str | None, typer.Option(help="Product SKU (favourite, favourite.price_drop).")
     ] = None,
     payload: Annotated[
-        str | None, typer.Option(help="JSON object, e.g. '{\"order_id\": 123}'.")
+        str | None,
+        typer.Option(
+            help="JSON object: order.shipped/order.received '{\"order_id\": 123}', checkin "
+            '\'{"streak": 7}\' (days in a row), customer.birthday \'{"kind": "day"}\' '
+            '(or month), group.member_joined \'{"chat_id": "wr…"}\'.'
+        ),
     ] = None,
 ) -> None:
     """Record one event (e.g. to test a trigger SOP); a trigger event starts the drain via Prefect."""

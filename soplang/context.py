@@ -14,64 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from soplang.context_samples import DEALS as _DEALS
+from soplang.context_samples import GROUP as _GROUP
+from soplang.context_samples import ITEMS as _ITEMS
+from soplang.context_samples import OWNER as _OWNER
 from soplang.filters import weekday_cn
 from soplang.spec import CHANNELS, IMPLICIT_STEP, KINDS, SopSpec
 
 _TZ = ZoneInfo("Asia/Shanghai")
 RECAP_STEP = "recap"
-
-
-def _product(name: str, unit: str, category: str, sku: str) -> dict[str, Any]:
-    return {"name": name, "unit": unit, "category": category, "sku": sku}
-
-
-def _priced(product: dict[str, Any], price: int, list_price: int) -> dict[str, Any]:
-    """What deals and campaign items share: the product, its price and the discount."""
-    return {
-        "product": product,
-        "name": product["name"],
-        "unit": product["unit"],
-        "price": price,
-        "list_price": list_price,
-        "discount": round(price / list_price, 2),
-    }
-
-
-def _deal(
-    product: dict[str, Any], price: int, list_price: int, limit: int, stock: int
-) -> dict[str, Any]:
-    return {
-        **_priced(product, price, list_price),
-        "limit": limit,
-        "stock": stock,
-        "category": product["category"],
-    }
-
-
-def _item(
-    product: dict[str, Any], price: int, list_price: int, competitor_price: int, stock: int
-) -> dict[str, Any]:
-    return {
-        **_priced(product, price, list_price),
-        "competitor_name": "某东",
-        "competitor_price": competitor_price,
-        "saving": competitor_price - price,
-        "stock": stock,
-    }
-
-
-_OWNER = {"name": "王芳", "userid": "wangfang"}
-_DEALS = [
-    _deal(_product("散养土鸡蛋", "斤", "fresh", "FR-1001"), 399, 599, 200, 600),
-    _deal(_product("山东西兰花", "斤", "fresh", "FR-1002"), 298, 450, 300, 900),
-    _deal(_product("精品五花肉", "斤", "fresh", "FR-1003"), 1580, 2280, 100, 300),
-    _deal(_product("海南香蕉", "斤", "fresh", "FR-1004"), 299, 499, 500, 1500),
-]
-_ITEMS = [
-    _item(_product("蓝月亮深层洁净洗衣液 3kg", "瓶", "daily", "DL-2001"), 3990, 7990, 5990, 100),
-    _item(_product("维达超韧抽纸 24包", "提", "daily", "DL-2002"), 4590, 6990, 5690, 300),
-    _item(_product("舒肤佳纯白清香沐浴露 1L", "瓶", "daily", "DL-2003"), 2990, 4990, 3990, 200),
-]
 
 
 @dataclass(frozen=True)
@@ -116,14 +67,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "group",
         "the customer group receiving the message",
-        {
-            "name": "北京生鲜爱好者群",
-            "chat_id": "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA",
-            "region": "北京",
-            "theme": "生鲜",
-            "member_count": 386,
-            "owner": _OWNER,
-        },
+        _GROUP,
         channels=("group", "robot"),
     ),
     Variable(
@@ -138,6 +82,8 @@ VARIABLES: tuple[Variable, ...] = (
             "stage": "mature",
             "stage_label": "成熟期",
             "owner": {"name": _OWNER["name"]},
+            "birthday": {"month": 3, "day": 14},
+            "source_state": "store-sh02",
         },
         channels=("customer",),
     ),
@@ -146,12 +92,14 @@ VARIABLES: tuple[Variable, ...] = (
         "the daily slot: morning (早报价) or evening (晚安心选)",
         "morning",
         kinds=("community",),
+        channels=("group", "robot"),  # a 1:1 community step gets no group deals
     ),
     Variable(
         "deals",
         "today's deals for the group's theme, in display order",
         _DEALS,
         kinds=("community",),
+        channels=("group", "robot"),  # a 1:1 community step gets no group deals
     ),
     Variable(
         "campaign",
@@ -213,10 +161,32 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "order",
-        "the order that was shipped",
+        "the order that was shipped (order.shipped) or received (order.received)",
         {"id": "SO202611240123", "total": 18650, "item_count": 4},
         kinds=("trigger",),
-        on=("order.shipped",),
+        on=("order.shipped", "order.received"),
+    ),
+    Variable(
+        "birthday",
+        "which birthday event: the day itself, or the 1st of the birthday month",
+        {"kind": "day"},
+        kinds=("trigger",),
+        on=("customer.birthday",),
+    ),
+    Variable("checkin", "the check-in (签到)", {"streak": 7}, kinds=("trigger",), on=("checkin",)),
+    Variable(
+        "group",
+        "the group the customer just joined (the welcome goes 1:1)",
+        _GROUP,
+        kinds=("trigger",),
+        on=("group.member_joined",),
+    ),
+    Variable(
+        "complaint",
+        "the complaint (投诉) the event is about",
+        {"id": "TS-20261124-001", "summary": "鸡蛋破损", "level": "high"},
+        kinds=("trigger",),
+        on=("complaint.opened", "complaint.updated", "complaint.closed"),
     ),
 )
 
@@ -239,6 +209,9 @@ FIELD_DOCS: dict[str, str] = {
     "customer.stage": "生命周期阶段代码(new/growing/mature/dormant/churned)",
     "customer.stage_label": "生命周期阶段(引入期 …)",
     "customer.owner.name": "专属顾问姓名",
+    "customer.birthday.month": "生日月份(没登记生日时整个 customer.birthday 为空,先写 {% if customer.birthday %})",
+    "customer.birthday.day": "生日日期(几号);不提供出生年份",
+    "customer.source_state": "加好友时渠道活码的 state(如 store-bj01,哪家门店的码);没有时为空字符串",
     "deals[].product.name": "商品名",
     "deals[].product.unit": "单位(斤、盒 …)",
     "deals[].product.category": "品类代码",
@@ -290,6 +263,11 @@ FIELD_DOCS: dict[str, str] = {
     "order.id": "订单号",
     "order.total": "订单金额,分",
     "order.item_count": "商品件数",
+    "birthday.kind": "day = 生日当天;month = 生日月的 1 号",
+    "checkin.streak": "连续签到天数",
+    "complaint.id": "投诉单号",
+    "complaint.summary": "投诉摘要(可能为空)",
+    "complaint.level": "紧急程度(normal/high/urgent)",
 }
 # Lists whose elements have the same fields as another documented list.
 _SAME_AS = {"stats.sold_out", "stats.items_left"}
@@ -347,8 +325,13 @@ def reference_markdown() -> str:
         "| 变量 variable | 说明 | 示例 sample | 提供给 available in |",
         "| --- | --- | --- | --- |",
     ]
+    listed: set[str] = set()
     for variable in VARIABLES:
         rows.append(f"| `{variable.name}` | {variable.doc} | | {variable.available_in} |")
+        if variable.name in listed:  # the second `group`: same fields as the first
+            rows[-1] = rows[-1].replace(" | |", " (fields as above 字段同上) | |", 1)
+            continue
+        listed.add(variable.name)
         for path in field_paths(variable.name, variable.sample):
             if path == variable.name:
                 continue

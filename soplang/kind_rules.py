@@ -39,13 +39,21 @@ def check_kind_rules(spec: SopSpec, parsed: ParsedSop) -> None:
             f"{spec.kind} SOPs talk to one customer at a time; use `channel: customer`",
         )
     if spec.kind == "community" and spec.channel == "customer":
-        parsed.add(
-            line("channel"),
-            "community SOPs post to groups; use `channel: group` or `channel: robot`",
-        )
+        _check_customer_rhythm(spec, parsed)
     _check_audience(spec, parsed)
     for index in range(len(spec.step_list)):
         _check_step_timing(spec, index, parsed)
+
+
+def _check_customer_rhythm(spec: SopSpec, parsed: ParsedSop) -> None:
+    """A community SOP on `channel: customer` (会员日 sent 1:1) gets no group deals to wait for."""
+    for index, step in enumerate(spec.step_list):
+        if step.needs is not None:
+            parsed.add(
+                spec.line_of("steps", index, "needs"),
+                f"`needs` is for community steps posted to groups (whether a group waits for its "
+                f"deals); step `{step.name}` goes 1:1 to customers and gets no deals: remove it",
+            )
 
 
 def _check_audience(spec: SopSpec, parsed: ParsedSop) -> None:
@@ -87,22 +95,63 @@ _TIMING_RULES: dict[str, tuple[tuple[str, ...], str]] = {
         'needs `after` and `send_at`, e.g. {name: coupon, after: 3d, send_at: "10:00"}',
     ),
     "community": ((), "runs on the schedule"),
-    "trigger": ((), "runs when the event happens"),
+    "trigger": (
+        (),
+        'runs when the event happens, or waits with `after` (e.g. 1h, 3d) and/or `send_at: "10:00"`',
+    ),
 }
+# Timing a kind allows without requiring it.
+_OPTIONAL_TIMING = {"trigger": ("after", "send_at")}
 
 
 def _check_step_timing(spec: SopSpec, index: int, parsed: ParsedSop) -> None:
     step = spec.step_list[index]
     required, how = _TIMING_RULES[spec.kind]
+    allowed = required + _OPTIONAL_TIMING.get(spec.kind, ())
     keys = ("steps", index) if spec.steps else ("kind",)
     if any(getattr(step, key) is None for key in required):
         parsed.add(spec.line_of(*keys), f"{spec.kind} step `{step.name}` {how}")
     for key in ("at", "after", "send_at"):
-        if key not in required and getattr(step, key) is not None:
+        if key not in allowed and getattr(step, key) is not None:
             parsed.add(
                 spec.line_of(*keys, key),
                 f"`{key}` does not apply to a {spec.kind} step ({how}); remove it",
             )
+    if spec.kind == "lifecycle" and step.after_hours is not None:
+        parsed.add(
+            spec.line_of(*keys, "after"),
+            f"lifecycle step `{step.name}`: `after` counts days since entering the stage; "
+            f"write e.g. `after: 1d` with `send_at`, not `{step.after}` (hours are for trigger steps)",
+        )
+    if spec.kind == "trigger":
+        _check_trigger_wait(spec, index, keys, parsed)
+    else:
+        for key in ("unless", "robot"):
+            if getattr(step, key):
+                parsed.add(
+                    spec.line_of(*keys, key),
+                    f"`{key}` is only for trigger steps; remove it from {spec.kind} step "
+                    f"`{step.name}`",
+                )
+
+
+def _check_trigger_wait(
+    spec: SopSpec, index: int, keys: tuple[str | int, ...], parsed: ParsedSop
+) -> None:
+    """`send_at` goes with days, `unless` with a wait."""
+    step = spec.step_list[index]
+    if step.after_hours is not None and step.send_at is not None:
+        parsed.add(
+            spec.line_of(*keys, "send_at"),
+            f"trigger step `{step.name}`: `after: {step.after}` already says when; `send_at` "
+            'goes with days (`after: 1d, send_at: "10:00"`) or alone (the next 10:00); remove one',
+        )
+    if step.unless and not step.waits:
+        parsed.add(
+            spec.line_of(*keys, "unless"),
+            f"trigger step `{step.name}` is sent when the event is drained, so nothing can happen "
+            "before it; `unless` needs a wait: add e.g. `after: 1h`",
+        )
 
 
 def check_steps_and_sections(spec: SopSpec, parsed: ParsedSop) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from soplang.event_payloads import check_when
 from soplang.file_text import read_text
 from soplang.kind_rules import check_kind_rules, check_steps_and_sections
 from soplang.problems import ParsedSop
@@ -65,5 +66,6 @@ def parse_sop(path: str | Path) -> ParsedSop:
     validate_front_matter(parsed, data)
     if parsed.spec is not None:
         check_kind_rules(parsed.spec, parsed)
+        check_when(parsed.spec, parsed)
         check_steps_and_sections(parsed.spec, parsed)
     return parsed

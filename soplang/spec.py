@@ -26,7 +26,18 @@ from models.vocab import CATEGORIES, GENDERS, STAGES, THEMES, TIERS
 KINDS = ("community", "promotion", "lifecycle", "trigger")
 CHANNELS = ("group", "customer", "robot")
 PRIORITIES = ("service", "high", "normal", "low")
-TRIGGER_EVENTS = ("contact.added", "favourite.price_drop", "order.shipped")
+TRIGGER_EVENTS = (
+    "contact.added",
+    "favourite.price_drop",
+    "order.shipped",
+    "complaint.opened",
+    "complaint.updated",
+    "complaint.closed",
+    "order.received",
+    "customer.birthday",
+    "checkin",
+    "group.member_joined",
+)
 IMPLICIT_STEP = "main"
 # What a community step waits for: the day's deals for the group, or nothing (sends every day).
 NEEDS = ("deals", "nothing")
@@ -35,8 +46,9 @@ ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 STEP_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 # Promotion: days relative to the campaign start and a local time, e.g. "-1d 20:00", "0d 10:00".
 AT_PATTERN = re.compile(r"^([+-]?\d{1,3})d ([01]?\d|2[0-3]):([0-5]\d)$")
-# Lifecycle: days after the customer entered the stage, e.g. "3d".
-AFTER_PATTERN = re.compile(r"^(\d{1,4})d$")
+# Lifecycle: days after the customer entered the stage, e.g. "3d"; trigger steps may also wait
+# hours after the event, e.g. "1h" (soplang/kind_rules.py refuses hours on lifecycle steps).
+AFTER_PATTERN = re.compile(r"^(\d{1,4})([dh])$")
 CLOCK_PATTERN = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 WINDOW_PATTERN = re.compile(r"^(\d{1,4})([hd])$")
 
@@ -260,11 +272,27 @@ class Step(_Strict):
     name: str
     at: Annotated[str, _pattern(AT_PATTERN, '"-1d 20:00", "0d 10:00" or "+1d 20:00"')] | None = None
     after: (
-        Annotated[str, _pattern(AFTER_PATTERN, '"3d" (days after entering the stage)')] | None
+        Annotated[
+            str,
+            _pattern(AFTER_PATTERN, '"3d" (days after the stage entry or event) or "1h" (hours)'),
+        ]
+        | None
     ) = None
     send_at: Annotated[str, _pattern(CLOCK_PATTERN, '"10:00" (local time)')] | None = None
+    # Trigger steps that wait: skipped when a later event of one of these kinds (same customer,
+    # same complaint/order) has happened by the time the step is due.
+    unless: Annotated[
+        list[Annotated[str, AfterValidator(_one_of(TRIGGER_EVENTS, "unless event"))]],
+        BeforeValidator(_as_list),
+    ] = []
+    # Trigger steps: post the text to this group robot (a name in SOPFLOW_ROBOT_KEYS), @-ing the
+    # customer's owner staff, instead of sending it to the customer.
+    robot: Annotated[str, AfterValidator(_non_empty)] | None = None
     # None: the step needs deals when its text uses `deals` (soplang/needs.py decides).
     needs: Annotated[str, AfterValidator(_one_of(NEEDS, "needs"))] | None = None
+    # Trigger steps: answer only events whose payload matches, e.g. {streak: [7, 14, 30]}
+    # (soplang/event_payloads.py says which fields each event offers).
+    when: dict[str, int | str | list[int | str]] | None = None
 
     @field_validator("name")
     @classmethod
@@ -285,7 +313,17 @@ class Step(_Strict):
     @property
     def after_days(self) -> int | None:
         match = AFTER_PATTERN.match(self.after or "")
-        return int(match[1]) if match else None
+        return int(match[1]) if match and match[2] == "d" else None
+
+    @property
+    def after_hours(self) -> int | None:
+        match = AFTER_PATTERN.match(self.after or "")
+        return int(match[1]) if match and match[2] == "h" else None
+
+    @property
+    def waits(self) -> bool:
+        """A trigger step that is sent later than the event (`after` or `send_at`)."""
+        return self.after is not None or self.send_at is not None
 
     @property
     def send_time(self) -> tuple[int, int] | None:

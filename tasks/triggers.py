@@ -11,10 +11,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from core.settings import get_settings
-from engine.events import Claim
+from engine.events import Claim, claimed_events
 from engine.guard import in_quiet_hours, quiet_hours_end
 from engine.outcomes import RunTally, artifact_key
+from engine.trigger_due import DueBatch, DueClaim, claim_due, release_due, schedule_due, send_due
 from engine.triggers import Drained, send_events, trigger_report
+from models.db import session_scope
 from soplang.selection import trigger_sops
 from soplang.spec import SopSpec
 from tasks.dispatch import SENDING_TASK, open_channel
@@ -50,6 +52,35 @@ def send_trigger_batch(
     return send_events(
         open_channel, spec, step, batch, now=now, day=day, flow_run_id=_current_flow_run_id()
     )
+
+
+@task(name="schedule-waiting-steps", cache_policy=NO_CACHE)
+def schedule_waiting_steps(specs: list[SopSpec], batch: Claim) -> int:
+    """A row per event of the batch and waiting step (`after`, `send_at`), due when it says."""
+    with session_scope() as session:
+        events = claimed_events(batch.token, session=session)
+        return schedule_due(specs, events, session=session)
+
+
+@task(name="claim-due-steps", cache_policy=NO_CACHE)
+def claim_due_steps(now: dt.datetime, limit: int) -> DueClaim:
+    """Take a batch of waiting steps that are due, under a lease."""
+    with session_scope() as session:
+        return claim_due(limit=limit, now=now, session=session)
+
+
+@task(name="send-due-steps", **SENDING_TASK)
+def send_due_steps(specs: dict[str, SopSpec], claim: DueClaim, now: dt.datetime) -> DueBatch:
+    """Early exits, then the due steps through the 1:1 guards or to their robot; a retry after a
+    transient error re-plans only the rows not yet settled, so nothing is sent twice."""
+    return send_due(open_channel, specs, claim.token, now=now, flow_run_id=_current_flow_run_id())
+
+
+@task(name="release-due-steps", cache_policy=NO_CACHE)
+def release_due_steps(claim: DueClaim) -> int:
+    """Hand the claim's unsettled rows back for the next drain."""
+    with session_scope() as session:
+        return release_due(claim.token, session=session)
 
 
 @task(name="publish-trigger-outcomes", cache_policy=NO_CACHE)

@@ -165,6 +165,21 @@ def test_claims_take_the_oldest_pending_events_of_one_kind(customers) -> None:
         assert [e.id for e in claimed_events(first.token, session=session)] == ids[:3]
 
 
+def test_a_claim_on_postgresql_takes_no_more_than_its_limit(postgres_url: str) -> None:
+    make_world(DAY, postgres_url)
+    ids = add_events("contact.added", add_customers(5))
+
+    with session_scope() as session:
+        taken = [claim("contact.added", limit=2, now=TEN, session=session) for _ in range(4)]
+
+    assert [batch.count for batch in taken] == [2, 2, 1, 0]
+    assert [(batch.first_id, batch.last_id) for batch in taken[:3]] == [
+        (ids[0], ids[1]),
+        (ids[2], ids[3]),
+        (ids[4], ids[4]),
+    ]
+
+
 def test_two_overlapping_drains_never_claim_the_same_event(database_url: str) -> None:
     make_world(DAY, database_url)
     ids = add_events("contact.added", add_customers(1200))
