@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     wecom_corp_secret: SecretStr = Field(default=SecretStr(""), alias="WECOM_CORP_SECRET")
     wecom_connect_timeout: float = Field(default=3.05, alias="WECOM_CONNECT_TIMEOUT")
     wecom_read_timeout: float = Field(default=15.0, alias="WECOM_READ_TIMEOUT")
+    # The callback receiver (`sopflow callback`): the Token and EncodingAESKey (43 characters) set
+    # with the callback URL in WeCom's admin console; messages are checked against wecom_corp_id.
+    wecom_callback_token: SecretStr = Field(default=SecretStr(""), alias="WECOM_CALLBACK_TOKEN")
+    wecom_callback_aes_key: SecretStr = Field(default=SecretStr(""), alias="WECOM_CALLBACK_AES_KEY")
 
     # Audience streaming: recipients per Prefect task run. A 1:1 batch is written in one
     # transaction that rewrites most pages of the delivery key index, so fewer, larger batches

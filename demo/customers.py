@@ -9,6 +9,7 @@ from itertools import accumulate
 
 from demo.community import CHANNELS
 from demo.orders import History, Ids, OrderWriter, Summary, draw_history
+from demo.places import stores
 from demo.plan import BUSINESS_SECONDS, CHUNK_SIZE, Plan, between, pick
 from models.vocab import CATEGORIES
 
@@ -32,6 +33,7 @@ CUSTOMER_COLUMNS = (
     "order_count",
     "total_spent_fen",
     "last_order_at",
+    "source_state",
 )
 CUSTOMER_TAG_COLUMNS = ("customer_id", "tag_id", "source", "created_at")
 OPT_OUT_COLUMNS = ("customer_id", "category", "created_at")
@@ -64,6 +66,10 @@ OPT_OUT_WEIGHTS = {
 FAVOURITE_EVENT_SHARE = 0.03
 MANUAL_TAGS = (("企业采购", 0.005), ("团长", 0.004), ("投诉中", 0.003))
 MOTHER_SHARE = 0.5  # of women whose favourite category is 母婴, tagged 宝妈
+# One customer in three was added through their store's QR code (渠道活码, state store-bj01);
+# chosen by id, not drawn, so the random stream (and every other number) stays as it was.
+STORE_CODES = {store.id: store.code for store in stores()}
+QR_EVERY = 3
 FREQUENT_ORDERS = 6
 
 
@@ -169,6 +175,7 @@ class _ChunkBuilder:
                 summary.count,
                 summary.total,
                 summary.last,
+                f"store-{STORE_CODES[store]}" if cid % QR_EVERY == 0 else None,
             )
         )
         self.transitions.append((self.ids.transition, cid, from_stage, to_stage, since))

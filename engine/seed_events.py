@@ -20,6 +20,7 @@ Variables = dict[str, Any]
 BIRTHDAY = "customer.birthday"
 CHECKIN = "checkin"
 MEMBER_JOINED = "group.member_joined"
+SAMPLE_COMPLAINT = {"complaint_id": "TS-0001", "summary": "鸡蛋破损", "level": "normal"}
 EXAMPLES = {
     BIRTHDAY: '{"kind": "day"}',
     CHECKIN: '{"streak": 7}',
@@ -145,6 +146,12 @@ def sample_payload(
         if chat_id is None:
             return {}, customer_id, ""
         return {"chat_id": chat_id}, customer_id, f" joining group {chat_id}"
+    if kind.startswith("complaint."):
+        return (
+            dict(SAMPLE_COMPLAINT),
+            customer_id,
+            f" about complaint {SAMPLE_COMPLAINT['complaint_id']}",
+        )
     return {}, None, ""
 
 

@@ -173,6 +173,7 @@ def plan_events(
     day: dt.date,
     flow_run_id: str | None = None,
     guards: Sequence[Guard] = CUSTOMER_GUARDS,
+    answers_welcome: bool = False,
 ) -> TriggerBatch:
     """Render, guard and record one touch per event through the 1:1 planner, chunk by chunk.
 
@@ -188,8 +189,9 @@ def plan_events(
         compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
     )
     size = get_settings().batch_size
-    # A WelcomeCode lives 20 s: only the SOP's first step can answer with it.
-    first = step == spec.step_names[0]
+    # A WelcomeCode lives 20 s and answers once: only the first step of the one SOP that answers
+    # it (engine/welcome_now.answering_sop) sends with it; any other is a normal 1:1 message.
+    first = answers_welcome and step == spec.step_names[0]
     codes = {
         e.id: e.payload["welcome_code"] for e in events if first and e.payload.get("welcome_code")
     }
@@ -249,6 +251,7 @@ def send_events(
     now: dt.datetime,
     day: dt.date,
     flow_run_id: str | None,
+    answers_welcome: bool = False,
 ) -> RunTally:
     """Render, guard, record and send one step for a claimed batch; what it did, without the rows.
 
@@ -257,7 +260,14 @@ def send_events(
     with session_scope() as session:
         events = claimed_events(batch.token, session=session)
     return send_event_step(
-        open_channel, spec, step, events, now=now, day=day, flow_run_id=flow_run_id
+        open_channel,
+        spec,
+        step,
+        events,
+        now=now,
+        day=day,
+        flow_run_id=flow_run_id,
+        answers_welcome=answers_welcome,
     )
 
 
@@ -270,10 +280,19 @@ def send_event_step(
     now: dt.datetime,
     day: dt.date,
     flow_run_id: str | None,
+    answers_welcome: bool = False,
 ) -> RunTally:
     """Render, guard, record and send one step for these events (drained now, or whose waiting
     step is due); the idempotency key names the event, so a step is sent once per event."""
-    prepared = plan_events(spec, step, events, now=now, day=day, flow_run_id=flow_run_id)
+    prepared = plan_events(
+        spec,
+        step,
+        events,
+        now=now,
+        day=day,
+        flow_run_id=flow_run_id,
+        answers_welcome=answers_welcome,
+    )
     tally = RunTally()
     tally.add_prepared(prepared.planned, prepared.sample)
     if prepared.ready:

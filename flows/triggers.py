@@ -15,6 +15,7 @@ from core.settings import get_settings
 from engine.outcomes import RunTally
 from engine.trigger_due import DueBatch
 from engine.triggers import Drained, add_tally
+from engine.welcome_now import answering_sop
 from flows.pipeline import unsettled_failure
 from soplang.spec import SopSpec
 from tasks.events import claim_events, complete_events, release_events
@@ -49,10 +50,16 @@ def drain_kind(
     day = local_today(now, get_settings().timezone)
     tallies = {spec.id: RunTally() for spec in specs}
     drained = Drained()
+    answering = answering_sop(specs)  # the one SOP whose first step answers a WelcomeCode
     while (batch := claim_events(kind, batch_size, now)).count:
         drained.add(batch)
         sent = [
-            (spec, send_trigger_batch(spec, step.name, batch, now, day, return_state=True))
+            (
+                spec,
+                send_trigger_batch(
+                    spec, step.name, batch, now, day, spec is answering, return_state=True
+                ),
+            )
             for spec in specs
             for step in spec.step_list
             if not step.waits

@@ -20,6 +20,7 @@ from orchestration.prefect_objects import HEARTBEAT_SECONDS
 
 log = logging.getLogger("sopflow.up")
 EMULATOR_PORT = 8931
+CALLBACK_PORT = 8932
 WORKER_GRACE_SECONDS = 15
 
 
@@ -150,6 +151,31 @@ def tell_emulator_names(base: str) -> None:
         )
     with contextlib.suppress(requests.RequestException):
         requests.post(f"{base}/emulator/names", json=names, timeout=10)
+
+
+def start_callback(stack: Stack) -> None:
+    """The WeCom callback receiver beside the emulator, with a Token/AES key pair (the settings',
+    else a fresh one) for WeCom's admin console; the emulator posts its events to it."""
+    from channels.wecom_crypto import new_credentials
+
+    settings = get_settings()
+    token = settings.wecom_callback_token.get_secret_value()
+    aes_key = settings.wecom_callback_aes_key.get_secret_value()
+    if not (token and aes_key):
+        token, aes_key = new_credentials()
+    stack.env.update(WECOM_CALLBACK_TOKEN=token, WECOM_CALLBACK_AES_KEY=aes_key)
+    url = f"http://127.0.0.1:{CALLBACK_PORT}"
+    receiver = stack.start("callback", _bin("sopflow"), "callback", "--port", str(CALLBACK_PORT))
+    wait_until(f"{url}/health", 30, "the WeCom callback receiver", receiver)
+    log.info("WeCom callback receiver: %s/wecom/callback (publish it over HTTPS)", url)
+    log.info("  for WeCom's admin console: Token %s  EncodingAESKey %s", token, aes_key)
+    base = stack.env.get("WECOM_API_BASE", "")
+    if base.startswith(f"http://127.0.0.1:{EMULATOR_PORT}"):
+        config = {"url": f"{url}/wecom/callback", "token": token, "aes_key": aes_key,
+                  "corp_id": stack.env["WECOM_CORP_ID"]}  # fmt: skip
+        with contextlib.suppress(requests.RequestException):
+            requests.post(f"{base}/emulator/callback/config", json=config, timeout=10)
+        log.info("  the emulator posts to it: POST %s/emulator/callback/add_contact", base)
 
 
 def start_prefect(stack: Stack, port: int) -> None:
@@ -288,6 +314,7 @@ def run_up(*, customers: int, port: int) -> int:
 def _bring_up(stack: Stack, *, customers: int, port: int) -> int:
     prepare_database(customers)
     channel = choose_channel(stack)
+    start_callback(stack)
     log.info("starting the Prefect server (first start takes ~15 s) …")
     start_prefect(stack, port)
     log.info("sending through %s", channel)

@@ -54,11 +54,16 @@ class StepFrame:
         channels = (self.channel,) if self.channel else CHANNELS
         events = (self.on,) if self.on else (None, *TRIGGER_EVENTS)
         return sorted(
-            v.name
-            for v in VARIABLES
-            if any(
-                v.provided(k, c, self.step, on) for k in kinds for c in channels for on in events
-            )
+            {
+                v.name  # a name two kinds provide differently (`group`) is listed once
+                for v in VARIABLES
+                if any(
+                    v.provided(k, c, self.step, on)
+                    for k in kinds
+                    for c in channels
+                    for on in events
+                )
+            }
         )
 
     def where(self) -> str:

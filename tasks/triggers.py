@@ -42,7 +42,12 @@ def quiet_hours_wait(now: dt.datetime) -> dt.datetime | None:
 
 @task(name="send-trigger-batch", **SENDING_TASK)
 def send_trigger_batch(
-    spec: SopSpec, step: str, batch: Claim, now: dt.datetime, day: dt.date
+    spec: SopSpec,
+    step: str,
+    batch: Claim,
+    now: dt.datetime,
+    day: dt.date,
+    answers_welcome: bool = False,
 ) -> RunTally:
     """Send a trigger SOP's step for every event of a claimed batch, through the guards.
 
@@ -50,7 +55,14 @@ def send_trigger_batch(
     after a transient WeCom error re-plans the same chunks, so nothing is sent twice.
     """
     return send_events(
-        open_channel, spec, step, batch, now=now, day=day, flow_run_id=_current_flow_run_id()
+        open_channel,
+        spec,
+        step,
+        batch,
+        now=now,
+        day=day,
+        flow_run_id=_current_flow_run_id(),
+        answers_welcome=answers_welcome,
     )
 
 

@@ -22,18 +22,24 @@ from channels.emulator.config import (
     EmulatorConfig,
     JsonDict,
 )
+from channels.emulator.directory import ADMIN as DIRECTORY_ADMIN
+from channels.emulator.directory import DIRECTORY_ROUTES, DirectoryApi
 from channels.emulator.html import error_page, render
 from channels.emulator.persistence import MemoryStore, SqliteStore
 from channels.emulator.sent import QueryError, SentQuery, sent_page
 from channels.emulator.server import EmulatorServer
 from channels.emulator.state import MassMessages, Route
+from channels.emulator.tags import TAG_ROUTES
+from channels.emulator.welcome import ADMIN as CALLBACK_ADMIN
+from channels.emulator.welcome import WELCOME_ROUTES
+from channels.emulator.welcome import admin as callback_admin
 from channels.emulator.wire import error_answer, over, parse_json
 from channels.errcodes import meaning
 
 logger = logging.getLogger(__name__)
 
 
-class WeComEmulator(MassMessages):
+class WeComEmulator(MassMessages, DirectoryApi):
     """The emulator's state and HTTP server (127.0.0.1, port 0 picks a free one).
 
     `state=None` (the default) keeps everything in memory; a path keeps mass messages, tokens,
@@ -280,9 +286,13 @@ class WeComEmulator(MassMessages):
                 return 200, {"errcode": 0, **self.state()}
             if (method, path) == ("POST", "/emulator/names"):
                 return 200, {"errcode": 0, "names": self.set_names(parse_json(body))}
+            if path == DIRECTORY_ADMIN or path.startswith(DIRECTORY_ADMIN + "/"):
+                return 200, {"errcode": 0, **self.directory_admin(method, path, parse_json(body))}
+            if path == CALLBACK_ADMIN or path.startswith(CALLBACK_ADMIN + "/"):
+                return 200, {"errcode": 0, **callback_admin(self, method, path, parse_json(body))}
         except ApiError as err:
             return 400, {"errcode": err.errcode, "errmsg": err.errmsg}
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             return 400, {"errcode": 40058, "errmsg": str(err)}
         return 404, {"errcode": 404, "errmsg": f"no such endpoint: {method} {path}"}
 
@@ -297,5 +307,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", EXTERNALCONTACT + "cancel_groupmsg_send"): MassMessages._cancel_groupmsg_send,
     ("POST", WEBHOOK): MassMessages._webhook_send,
 }
+ROUTES.update(WELCOME_ROUTES)  # welcome messages with the WelcomeCode of a callback
+ROUTES.update(DIRECTORY_ROUTES)  # the directory: follow users, contacts, groups, corp tags
+ROUTES.update(TAG_ROUTES)  # mark_tag and add_corp_tag (channels/emulator/tags.py)
 UNAUTHENTICATED = frozenset({GETTOKEN, WEBHOOK})  # no access_token, no plain faults
 PAGES = frozenset({"/", "/emulator/outbox"})  # the sent-messages page (HTML)

@@ -26,7 +26,8 @@ def test_trigger_sops_are_grouped_by_event_and_a_broken_draft_of_another_kind_do
 
     found = trigger_sops(tmp_path)
 
-    assert list(found) == ["contact.added", "favourite.price_drop", "order.shipped"]
+    shipped = {load_sop(p.stem, SOP_DIR).on for p in (SOP_DIR / "triggers").glob("*.md")}
+    assert set(found) == shipped and "contact.added" in shipped
     assert [spec.id for spec in found["contact.added"]] == ["welcome"]
 
 
