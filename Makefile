@@ -3,17 +3,19 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 INSTALLED := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test bench bench-review screenshots lint install clean
+.PHONY: up test bench bench-review bench-sync bench-derive bench-import screenshots lint install clean
 
 up: $(INSTALLED)
 	$(VENV)/bin/sopflow up
 
 # Tests marked slow (each starts real servers and workers, and mostly waits on them) run in a
-# second pytest process alongside the rest; the slow run's summary is printed at the end.
+# second pytest process alongside the rest; the slow run's summary is printed at the end. The
+# rest runs on two pytest-xdist workers, a module per worker at a time (most tests wait on the
+# Prefect API or WeCom's emulator, so two share the two cores well); each has its own servers.
 test: $(INSTALLED)
 	@slowdir=$$(mktemp -d); \
 	$(VENV)/bin/pytest -q -m slow --basetemp=$$slowdir/tmp > $$slowdir/log 2>&1 & slow=$$!; \
-	$(VENV)/bin/pytest -m "not slow"; main=$$?; \
+	$(VENV)/bin/pytest -m "not slow" -n 2 --dist loadfile; main=$$?; \
 	wait $$slow; slowrc=$$?; \
 	echo "--- tests marked slow (run alongside):"; tail -n 30 $$slowdir/log; rm -rf $$slowdir; \
 	test $$main -eq 0 -a $$slowrc -eq 0
@@ -23,6 +25,16 @@ bench: $(INSTALLED)
 
 bench-review: $(INSTALLED)
 	$(VENV)/bin/python bench/review.py
+
+bench-sync: $(INSTALLED)
+	$(VENV)/bin/python bench/sync.py
+
+bench-derive: $(INSTALLED)
+	$(VENV)/bin/python bench/derive.py
+
+# 1,000,000 orders / 3,000,000 lines from CSV (generated once under bench/.data/), then again unchanged.
+bench-import: $(INSTALLED)
+	$(VENV)/bin/python bench/imports.py
 
 screenshots: $(INSTALLED)
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev,ui]'

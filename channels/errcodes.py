@@ -40,6 +40,9 @@ ERRCODES: dict[int, tuple[type[ChannelError], str]] = {
     48002: (ChannelRejected, "the app has no permission for this API"),
     60020: (ChannelRejected, "the calling IP is not in the app's trusted IPs"),
     84061: (ChannelRejected, "no external-contact relationship with this customer"),
+    # Corp tags (mark_tag, add_corp_tag).
+    40068: (ChannelRejected, "invalid tag id or tag group id"),
+    40071: (ChannelRejected, "a tag of that name already exists in the group"),
     90206: (ChannelRejected, "mini-program not linked to the company"),
     # Welcome messages (section 5).
     41050: (ChannelRejected, "welcome_code invalid or expired"),

@@ -235,6 +235,69 @@ class WeComClient:
         """Stop the unsent part of `msgid` (41093 when already cancelled)."""
         self._api("POST", f"{EXTERNALCONTACT}/cancel_groupmsg_send", {"msgid": msgid})
 
+    # -- Welcome messages --------------------------------------------------
+
+    def send_welcome_msg(self, welcome_code: str, content: str) -> None:
+        """Send a new contact's welcome with the add event's WelcomeCode (valid 20 s, once; no
+        staff confirmation). 41050 expired, 41051 another app sent first, 41096 already sending."""
+        check_message(MassMessage("single", "", (welcome_code,), content))
+        payload: JsonDict = {"welcome_code": welcome_code, "text": {"content": content}}
+        self._api("POST", f"{EXTERNALCONTACT}/send_welcome_msg", payload)
+
+    # -- Directory (the contact sync) -------------------------------------
+
+    def get_follow_user_list(self) -> list[str]:
+        """The userids of the staff with the customer-contact feature (get_follow_user_list)."""
+        data = self._api("GET", f"{EXTERNALCONTACT}/get_follow_user_list", None)
+        return list(data.get("follow_user") or [])
+
+    def get_external_contact(self, external_userid: str) -> JsonDict:
+        """externalcontact/get: `external_contact` and every `follow_user` (its pages joined)."""
+        query = {"external_userid": external_userid}
+        data = self._api("GET", f"{EXTERNALCONTACT}/get", None, query)
+        follows = list(data.get("follow_user") or [])
+        while cursor := data.get("next_cursor"):
+            data = self._api("GET", f"{EXTERNALCONTACT}/get", None, {**query, "cursor": cursor})
+            follows += data.get("follow_user") or []
+        return {**data, "follow_user": follows, "next_cursor": ""}
+
+    def batch_get_by_user(
+        self, userids: list[str], cursor: str | None = None, limit: int = 100
+    ) -> JsonDict:
+        """One page of batch/get_by_user (≤ 100 userids, limit ≤ 100): `external_contact_list`
+        [{external_contact, follow_info}] and `next_cursor`."""
+        payload = _page({"userid_list": userids}, cursor, limit)
+        return self._api("POST", f"{EXTERNALCONTACT}/batch/get_by_user", payload)
+
+    def groupchat_list(
+        self, cursor: str | None = None, limit: int = 1000, status_filter: int = 0
+    ) -> JsonDict:
+        """One page of groupchat/list (every status by default): `group_chat_list` [{chat_id, status}]."""
+        payload = _page({"status_filter": status_filter}, cursor, limit)
+        return self._api("POST", f"{EXTERNALCONTACT}/groupchat/list", payload)
+
+    def iter_groupchats(self, limit: int = 1000) -> Iterator[JsonDict]:
+        """Every {chat_id, status} of groupchat/list, following the cursor."""
+        return _pages(partial(self.groupchat_list, limit=limit), "group_chat_list")
+
+    def get_group_chat(self, chat_id: str) -> JsonDict:
+        """groupchat/get with member names: `group_chat` {name, owner, member_list, member_version …}."""
+        payload = {"chat_id": chat_id, "need_name": 1}
+        return self._api("POST", f"{EXTERNALCONTACT}/groupchat/get", payload)
+
+    def get_corp_tag_list(self) -> list[JsonDict]:
+        """Every corp tag group with its tags: [{group_id, group_name, tag: [{id, name}]}]."""
+        data = self._api("POST", f"{EXTERNALCONTACT}/get_corp_tag_list", {})
+        return list(data.get("tag_group") or [])
+
+    def mark_tag(
+        self, userid: str, external_userid: str, add: list[str], remove: list[str]
+    ) -> None:
+        """Add and remove corp tag ids on `userid`'s relation with a contact (one customer a call)."""
+        payload = {"userid": userid, "external_userid": external_userid}
+        payload |= {"add_tag": add, "remove_tag": remove}
+        self._api("POST", f"{EXTERNALCONTACT}/mark_tag", payload)
+
     # -- Token -------------------------------------------------------------
 
     def access_token(self) -> str:
@@ -269,14 +332,17 @@ class WeComClient:
 
     # -- HTTP --------------------------------------------------------------
 
-    def _api(self, method: str, path: str, payload: JsonDict | None) -> JsonDict:
+    def _api(
+        self, method: str, path: str, payload: JsonDict | None, query: dict[str, str] | None = None
+    ) -> JsonDict:
         """Call an API that needs the token; on a token errcode refresh once and retry once."""
         token = self._token_for(path)
-        data = self._request(method, path, {"access_token": token}, payload)
+        data = self._request(method, path, {"access_token": token, **(query or {})}, payload)
         if errcode(data) in TOKEN_ERRCODES:
             logger.info("WeCom refused the token (errcode %s); refreshing once", errcode(data))
             self._forget_token(token)
-            data = self._request(method, path, {"access_token": self._token_for(path)}, payload)
+            params = {"access_token": self._token_for(path), **(query or {})}
+            data = self._request(method, path, params, payload)
         raise_for_errcode(method, path, data, self._redact)
         return data
 

@@ -36,6 +36,10 @@ class SopError(Exception):
         return f"{where}: {self.message}" if where else self.message
 
 
+class SchemaMismatch(SopError):
+    """The database's schema is not the one this sopflow's migrations end at."""
+
+
 class SopDefinitionError(SopError, ValueError):
     """An SOP file that cannot be used; `problems` holds each `path:line: error: …` line."""
 

@@ -16,6 +16,7 @@ from flows.calendar_check import warn_unknown_calendar
 from flows.customers import customer_sop, run_name
 from flows.pipeline import occurrence_day
 from soplang.selection import runs_that_day
+from tasks.derive import derive_customers_task, push_tags_task
 from tasks.outcomes import publish_not_today
 from tasks.sops import load_sop_by_id
 from tasks.stages import classify_stages_task, stage_totals_task
@@ -32,8 +33,11 @@ def classify_run_name() -> str:
 
 @flow(name="classify-stages", flow_run_name=classify_run_name)
 def classify_stages(now: dt.datetime | None = None) -> dict[str, Any]:
-    """Give every customer the lifecycle stage their orders and contact say; log the transitions."""
+    """Recompute tiers and automatic tags, give every customer the lifecycle stage their orders and
+    contact say (log the transitions), then push the changed tags to WeCom."""
     now = now or utcnow()
+    # Stages are classified even when sop/tiers.yaml or sop/tags.yaml has an error; the run then fails.
+    derived = derive_customers_task(now, return_state=True)
     classified = classify_stages_task(now)
     totals = stage_totals_task()
     day = local_today(now, get_settings().timezone)
@@ -50,6 +54,8 @@ def classify_stages(now: dt.datetime | None = None) -> dict[str, Any]:
         description=f"Lifecycle stages on {day}: {classified.moved} customers changed stage",
     )
     get_run_logger().info("stage changes on %s: %s", day, classified.transitions or "none")
+    derived.result()  # raises the tier/tag file's error, after the stages are classified
+    push_tags_task()
     return {"day": day.isoformat(), "updated": classified.updated, **classified.transitions}
 
 

@@ -45,12 +45,16 @@ class Order(SQLModel, table=True):
     __table_args__ = (Index("ix_orders_customer", "customer_id", "placed_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    customer_id: int = Field(foreign_key="customer.id")
+    # None while the order's member is not yet linked to a WeCom contact (models.members).
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
     store_id: int | None = Field(default=None, foreign_key="store.id")
     placed_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
     total_fen: int
     saved_fen: int = 0  # discount against list price, for member reports
-    status: str = Field(default="paid", max_length=16)  # paid | shipped | refunded
+    status: str = Field(default="paid", max_length=16)  # paid | shipped | received | refunded
+    # The chain's own order number and member, for orders that came in by `sopflow import`.
+    order_no: str | None = Field(default=None, max_length=64, unique=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
 
 
 class OrderLine(SQLModel, table=True):

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, event, inspect
 from sqlmodel import Session, SQLModel, create_engine
 
+from core.errors import SchemaMismatch
 from core.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -19,32 +20,47 @@ READONLY = "sopflow_readonly"  # execution option: a session that only reads
 
 def all_tables() -> type[SQLModel]:
     """Import every table module so SQLModel.metadata knows the whole schema."""
-    from models import commerce, delivery, people, restraint, review  # noqa: F401
+    from models import (  # noqa: F401
+        callbacks,  # noqa: F401
+        commerce,
+        delivery,
+        directory,  # noqa: F401
+        members,  # noqa: F401
+        people,
+        restraint,
+        review,
+        tag_push,  # noqa: F401
+        trigger_steps,  # noqa: F401
+    )
 
     return SQLModel
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
+def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys (migrations turn
+    them off: SQLite alters a table by copying it, and dropping the old one would fail)."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         busy = get_settings().sqlite_busy_seconds
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy})
-        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=int(busy * 1000)))
+        pragmas = partial(_sqlite_pragmas, busy_ms=int(busy * 1000), foreign_keys=foreign_keys)
+        event.listen(engine, "connect", pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
+def _sqlite_pragmas(
+    dbapi_connection: Any, _record: Any, *, busy_ms: int, foreign_keys: bool
+) -> None:
     # SQLAlchemy starts transactions itself (below), not the sqlite3 module.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     # Bulk writes of a whole batch touch thousands of index pages: keep them in memory until the
     # commit (64 MB per connection) and checkpoint the WAL in bigger steps.
@@ -63,7 +79,39 @@ def _sqlite_begin(connection: Any) -> None:
 
 @lru_cache(maxsize=4)
 def _engine_for(url: str) -> Engine:
-    return make_engine(url)
+    engine = make_engine(url)
+    check_schema(engine)
+    return engine
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The revision this sopflow's migrations end at."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head())
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a database that was migrated, but not to this sopflow's head: after an upgrade of
+    sopflow its queries would fail on a missing column with a traceback. A database without a
+    schema yet passes (`sopflow db upgrade`, `demo-data` and `make up` create it)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return
+        found = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    head = head_revision()
+    if found is None or found == head:
+        return
+    newer = found > head  # revisions are zero-padded numbers: 0007 < 0012
+    raise SchemaMismatch(
+        f"the database's schema is at migration {found}, "
+        + (
+            f"newer than this sopflow knows ({head}): run the sopflow version that migrated it"
+            if newer
+            else f"this sopflow needs {head}: run `sopflow db upgrade` (`make up` does it too)"
+        )
+    )
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -52,6 +52,8 @@ class Customer(SQLModel, table=True):
     contact_state: str = Field(default="active", max_length=16)
     # The `state` of the contact way (渠道活码) the customer was added through, e.g. store-bj01.
     source_state: str | None = Field(default=None, max_length=30)
+    # The WeChat unionid, when the contact sync knows it: links the chain's members (models.members).
+    unionid: str | None = Field(default=None, max_length=64, index=True)
     deleted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Summaries of the order history, refreshed with the stage classification.
     order_count: int = 0

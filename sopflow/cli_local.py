@@ -28,6 +28,13 @@ def demo_data(
     seed: Annotated[
         int, typer.Option(help="Random seed; the same seed gives the same world.")
     ] = 42,
+    as_files: Annotated[
+        Path | None,
+        typer.Option(
+            "--as-files",
+            help="Write the world as import files into this folder instead (see docs/imports.md).",
+        ),
+    ] = None,
 ) -> None:
     """Load the deterministic demo retail world into an empty database."""
     import time
@@ -35,6 +42,13 @@ def demo_data(
     from demo.world import load_demo_world
     from models.db import is_empty, upgrade
 
+    if as_files is not None:
+        from demo.as_files import demo_as_files
+
+        for kind, path in demo_as_files(as_files, customers=customers, seed=seed).items():
+            say(f"{kind}: {path}")
+        say("import them in this order: sopflow import KIND FILE (docs/imports.md)")
+        return
     upgrade()
     if not is_empty():
         fail("the database already holds customers; point SOPFLOW_DATABASE_URL at a fresh database")

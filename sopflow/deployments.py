@@ -110,6 +110,17 @@ HOUSEKEEPING = [
         "work_pool": {"name": WORK_POOL},
         "schedules": [{"cron": "30 7 1 * *", "timezone": "Asia/Shanghai", "active": True}],
     },
+    {
+        # Before midnight, so classify-stages and the next day's guards see who left.
+        "name": "sync-wecom",
+        "description": "Nightly full pass of WeCom's directory: corp tags, staff, customers "
+        "and follow relations, groups and members; resumes a crashed pass, writes only changes",
+        "entrypoint": "flows/sync.py:sync_wecom",
+        "tags": ["housekeeping", "wecom"],
+        "parameters": {"full": True},
+        "work_pool": {"name": WORK_POOL},
+        "schedules": [{"cron": "30 23 * * *", "timezone": "Asia/Shanghai", "active": True}],
+    },
 ]
 
 

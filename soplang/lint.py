@@ -19,6 +19,7 @@ from soplang.needs import check_needs
 from soplang.parse import parse_sop
 from soplang.problems import ParsedSop, Problem
 from soplang.spec import Section, SopSpec
+from soplang.tag_rules import derive_file_problems
 from soplang.template_scan import static_text
 
 __all__ = [
@@ -154,9 +155,14 @@ def lint_paths(paths: str | Path | Iterable[str | Path]) -> list[Problem]:
 
 
 def _calendar_file_problems(paths: str | Path | Iterable[str | Path]) -> list[Problem]:
-    """The problems of each linted folder's calendar.yaml (holidays and 调休 per year)."""
+    """The problems of each linted folder's calendar.yaml (holidays and 调休 per year), tiers.yaml
+    and tags.yaml (member tiers and automatic tags)."""
     folders = [paths] if isinstance(paths, str | Path) else list(paths)
-    found = [read_calendar(Path(f) / CALENDAR_FILE)[1] for f in folders if Path(f).is_dir()]
+    found = [
+        read_calendar(Path(f) / CALENDAR_FILE)[1] + derive_file_problems(Path(f))
+        for f in folders
+        if Path(f).is_dir()
+    ]
     return [problem for problems in found for problem in problems]
 
 

@@ -29,7 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     Prefect's server under a whole suite's load stalls requests for a minute at a time on its own
     write locks (`database is locked`), which made run times swing from 7 s to 70 s.
     """
-    if config.option.collectonly:
+    if config.option.collectonly or _xdist_controller(config):
         return
     database_url = None
     if postgres_available():
@@ -44,6 +44,12 @@ def pytest_configure(config: pytest.Config) -> None:
             database_url=database_url,
         )
     )
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """The pytest-xdist process that hands tests to its workers: each worker has its own servers."""
+    workers = getattr(config.option, "numprocesses", None)
+    return bool(workers) and not hasattr(config, "workerinput")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from core.settings import PROJECT_ROOT
+from models.db import head_revision, upgrade
 from sopflow.cli import app
 
 BAD = PROJECT_ROOT / "tests" / "fixtures" / "sop_bad"
@@ -58,3 +62,26 @@ def test_report_refuses_a_backwards_period_and_an_unknown_sop(database_url: str)
     assert backwards.exit_code == 1 and "swap --from and --to" in backwards.output
     assert unknown.exit_code == 1 and "did you mean `morning-price`" in unknown.output
     assert "Traceback" not in backwards.output + unknown.output
+
+
+def test_a_database_sopflow_has_not_upgraded_yet_is_one_error_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0006")  # the last release's schema: this sopflow's queries would fail on it
+    command = [sys.executable, "-m", "sopflow.cli", "event", "add", "checkin", "--customer", "wm1"]
+
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SOPFLOW_DATABASE_URL": url},
+        cwd=PROJECT_ROOT,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: the database's schema is at migration 0006, this sopflow needs {head_revision()}: "
+        "run `sopflow db upgrade` (`make up` does it too)"
+    ]

@@ -13,6 +13,8 @@ LIFECYCLE = "flows/lifecycle.py:lifecycle_sop"
 SCHEDULES = {
     "evening-flash-sale": ("flows/community.py:community_sop", "0 21 * * *", "Asia/Shanghai"),
     "morning-price": ("flows/community.py:community_sop", "30 8 * * *", "Asia/Shanghai"),
+    # The weekly rhythm sent 1:1 (channel: customer), Wednesdays 10:00.
+    "member-day": ("flows/community.py:community_sop", "0 10 * * 3", "Asia/Shanghai"),
     "noon-topic": ("flows/community.py:community_sop", "0 12 * * *", "Asia/Shanghai"),
     "weekend-quiz": ("flows/community.py:community_sop", "0 15 * * *", "Asia/Shanghai"),
     "classify-stages": ("flows/lifecycle.py:classify_stages", "0 0 * * *", "Asia/Shanghai"),
@@ -21,6 +23,8 @@ SCHEDULES = {
     "drain-events": ("flows/triggers.py:drain_events", "*/15 * * * *", "Asia/Shanghai"),
     "review-weekly": ("flows/review.py:review", "0 7 * * 1", "Asia/Shanghai"),
     "review-monthly": ("flows/review.py:review", "30 7 1 * *", "Asia/Shanghai"),
+    # The nightly full pass of WeCom's directory, before classify-stages at midnight.
+    "sync-wecom": ("flows/sync.py:sync_wecom", "30 23 * * *", "Asia/Shanghai"),
     # Lifecycle: one deployment per step, daily at its `send_at`.
     "new-first-order-coupon": (LIFECYCLE, "0 10 * * *", "Asia/Shanghai"),
     "new-first-order-trial": (LIFECYCLE, "30 19 * * *", "Asia/Shanghai"),
