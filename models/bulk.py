@@ -98,7 +98,7 @@ def insert_returning(
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
     binders = [
-        (i, _memoized(_bind_processor(table.c[c].type, dialect))) for i, c in enumerate(columns)
+        (i, memoized(_bind_processor(table.c[c].type, dialect))) for i, c in enumerate(columns)
     ]
     binders = [(i, bind) for i, bind in binders if bind is not None]
     placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -123,8 +123,8 @@ def _bind_processor(type_: Any, dialect: Any) -> Any:
     return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _memoized(bind: Any) -> Any:
-    """`bind`, computed once per distinct value."""
+def memoized(bind: Any) -> Any:
+    """`bind` (a value converter, or None), computed once per distinct value."""
     if bind is None:
         return None
     cache: dict[Any, Any] = {}

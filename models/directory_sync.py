@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Table, exists, func, insert, select, text, update
 from sqlmodel import Session
 
+from models.bulk import memoized
 from models.directory import FollowRelation, SyncSeen, WecomTag
 from models.directory_sql import Driver
 from models.people import Customer, CustomerTag, Staff, Store, Tag
@@ -104,7 +105,7 @@ def write_page(
     if not rows:
         return writes
     sql = Driver(session)
-    bind_at = _memo(sql.bind(CUSTOMER, "added_at"))
+    bind_at = memoized(sql.bind(CUSTOMER, "added_at"))
     earliest: dict[str, _Listed] = {}
     for row in rows:
         first = earliest.get(row.ext)
@@ -266,20 +267,6 @@ def _retag(sql: Driver, customer_ids: list[int], tags: dict[str, int], *, now: d
     sql.insert(CUSTOMER_TAG, ("customer_id", "tag_id", "source", "created_at"), add)
     sql.delete(CUSTOMER_TAG, ("customer_id", "tag_id"), sorted(have - wanted))
     return len(add) + len(have - wanted)
-
-
-def _memo(bind: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`bind`, computed once per distinct value."""
-    cache: dict[Any, Any] = {}
-
-    def bound(value: Any) -> Any:
-        try:
-            return cache[value]
-        except KeyError:
-            cache[value] = result = bind(value)
-            return result
-
-    return bound
 
 
 def sweep(run_id: int, *, now: dt.datetime, session: Session) -> Counter[str]:
