@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
@@ -100,6 +100,32 @@ class Item:
     rows: list[dict[str, Any]]  # the cells as read, for the rejects file
     record: Any
     problems: list[tuple[int, str]] = field(default_factory=list)
+
+    def join(
+        self,
+        kind: Kind,
+        line: int,
+        raw: dict[str, Any],
+        parsed: Any,
+        problems: list[tuple[int, str]],
+    ) -> None:
+        """Another row of this item's key (an order's next line): its errors, or merged in."""
+        self.lines.append(line)
+        self.rows.append(raw)
+        if problems:
+            self.problems.extend(problems)
+        elif not self.problems:
+            try:
+                kind.merge(self, parsed)
+            except RowError as error:
+                self.problems.append((line, str(error)))
+
+
+def refuse_long_cells(cells: Cells, others: Iterable[tuple[str, Any]]) -> None:
+    """The columns no field reads are capped too: a huge cell there is an error of its row."""
+    for name, value in others:
+        if isinstance(value, str) and len(value) > values.MAX_TEXT:
+            cells.fail(f"{name}: a cell of {len(value):,} characters (at most {values.MAX_TEXT:,})")
 
 
 def safe_key(kind: Kind, parsed: Any) -> Any:

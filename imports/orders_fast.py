@@ -17,7 +17,16 @@ from zoneinfo import ZoneInfo
 from imports import values
 from imports.columns import HeaderMap
 from imports.errors import RowError
-from imports.kind import Cells, Context, Counts, Item, Kind, safe_key, show_key
+from imports.kind import (
+    Cells,
+    Context,
+    Counts,
+    Item,
+    Kind,
+    refuse_long_cells,
+    safe_key,
+    show_key,
+)
 from imports.orders import STATUSES
 from imports.readers import Source, csv_cells
 
@@ -200,27 +209,14 @@ def fast_items(
         if parsed is None:
             by_name = raw.as_dict()
             row_cells = Cells({f: by_name[n] for n, f in pairs if n in by_name}, headers)
-            for name, _ in unread:
-                value = by_name.get(name)
-                if isinstance(value, str) and len(value) > values.MAX_TEXT:
-                    row_cells.fail(
-                        f"{name}: a cell of {len(value):,} characters (at most {values.MAX_TEXT:,})"
-                    )
+            refuse_long_cells(row_cells, ((name, by_name.get(name)) for name, _ in unread))
             parsed = kind.parse(row_cells, ctx)
             problems = [(line, e) for e in row_cells.errors]
             key = kind.key(parsed) if not problems else safe_key(kind, parsed)
         else:
             key = parsed["order_no"]
         if current is not None and key is not None and key == current.key:
-            current.lines.append(line)
-            current.rows.append(raw)
-            if problems:
-                current.problems.extend(problems)
-            elif not current.problems:
-                try:
-                    kind.merge(current, parsed)
-                except RowError as error:
-                    current.problems.append((line, str(error)))
+            current.join(kind, line, raw, parsed, problems)
             continue
         if key is not None:
             before = seen.add(key, line)

@@ -17,11 +17,20 @@ from sqlmodel import Session
 
 from core.clock import utcnow
 from core.settings import get_settings
-from imports import orders_fast, values
+from imports import orders_fast
 from imports.catalogue import CampaignKind, Deals, Products
 from imports.columns import HeaderMap, map_header
-from imports.errors import FileRefused, RowError
-from imports.kind import Cells, Context, Counts, Item, Kind, safe_key, show_key
+from imports.errors import FileRefused
+from imports.kind import (
+    Cells,
+    Context,
+    Counts,
+    Item,
+    Kind,
+    refuse_long_cells,
+    safe_key,
+    show_key,
+)
 from imports.orders import Orders
 from imports.people import Members, StaffKind, Stores
 from imports.readers import Record, Source, open_source
@@ -214,24 +223,12 @@ def _items(
         else:
             cells = _cells(record, columns, kind.name, headers)
             others = [(n, v) for n, v in record.cells.items() if n not in columns.fields]
-        for name, value in others:  # the columns no field reads
-            if isinstance(value, str) and len(value) > values.MAX_TEXT:
-                cells.fail(
-                    f"{name}: a cell of {len(value):,} characters (at most {values.MAX_TEXT:,})"
-                )
+        refuse_long_cells(cells, others)
         parsed = kind.parse(cells, ctx)
         key = kind.key(parsed) if not cells.errors else safe_key(kind, parsed)
         problems = [(record.line, e) for e in cells.errors]
         if kind.grouped and current is not None and key is not None and key == current.key:
-            current.lines.append(record.line)
-            current.rows.append(raw)
-            if problems:
-                current.problems.extend(problems)
-            elif not current.problems:
-                try:
-                    kind.merge(current, parsed)
-                except RowError as error:
-                    current.problems.append((record.line, str(error)))
+            current.join(kind, record.line, raw, parsed, problems)
             continue
         if key is not None and key in seen:
             what = "its rows must be consecutive" if kind.grouped else "each must appear once"
