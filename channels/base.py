@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Literal, Protocol, runtime_checkable
 
+from channels.attachments import Attachment, check_attachments
 from core.errors import ChannelRejected
 
 MAX_TEXT_BYTES = 4000
@@ -24,12 +25,14 @@ ERRCODE_TEXT_TOO_LONG = 45002
 
 @dataclass(frozen=True)
 class MassMessage:
-    """One mass-message task: `content` from `sender` to chat ids (group) or external_userids (single)."""
+    """One mass-message task: `content` (and its attachments) from `sender` to chat ids (group)
+    or external_userids (single)."""
 
     chat_type: Literal["group", "single"]
     sender: str
     targets: tuple[str, ...]
     content: str
+    attachments: tuple[Attachment, ...] = ()
 
     def __post_init__(self) -> None:
         if self.chat_type not in CHAT_TYPES:
@@ -107,3 +110,4 @@ def check_message(message: MassMessage) -> None:
             f"at most {MAX_TEXT_BYTES} (UTF-8)",
             errcode=ERRCODE_TEXT_TOO_LONG,
         )
+    check_attachments(message.attachments)

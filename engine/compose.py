@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from channels.attachments import Attachment
 from engine.campaign import group_step_context
 from engine.community_context import deals_for_group, deals_of_day, render_for_group
 from engine.customer_context import segment_renderer
@@ -20,12 +21,13 @@ from soplang.template import compile_step, render
 
 
 class Composed(NamedTuple):
-    """A recorded touch with its text, ready to dispatch."""
+    """A recorded touch with its text and attachments, ready to dispatch."""
 
     delivery_id: int
     target_id: str
     sender: str | None
     content: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass

@@ -157,13 +157,27 @@ def has_rows(occurrence: Occurrence, *, session: Session) -> bool:
     return session.execute(statement.limit(1)).first() is not None
 
 
-def store_message(content: str, *, session: Session, now: dt.datetime | None = None) -> int:
-    """The id of the Message row holding `content`, created on first use."""
-    content_hash = hashlib.sha256(content.encode("utf-8")).hexdigest()
+def message_hash(content: str, attachments: str | None = None) -> str:
+    """What identifies a Message: its text, and its attachments (as `channels.attachments.dumps`
+    wrote them) when it has any, so a text alone keeps the hash it always had."""
+    identity = content if attachments is None else f"{content}\0{attachments}"
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
+
+def store_message(
+    content: str,
+    *,
+    session: Session,
+    now: dt.datetime | None = None,
+    attachments: str | None = None,
+) -> int:
+    """The id of the Message row holding `content` (and `attachments`), created on first use."""
+    content_hash = message_hash(content, attachments)
+    row = {"content_hash": content_hash, "content": content, "created_at": now or utcnow()}
     insert_ignoring_duplicates(
         session,
         Message.__table__,  # type: ignore[attr-defined]
-        [{"content_hash": content_hash, "content": content, "created_at": now or utcnow()}],
+        [{**row, "attachments": attachments}],
     )
     return int(
         session.execute(

@@ -47,11 +47,12 @@ def status_values(statuses: tuple[DeliveryStatus, ...]) -> tuple[str, ...]:
 
 
 class Message(SQLModel, table=True):
-    """A rendered text; identical texts share one row."""
+    """A rendered text and its attachments; identical ones share one row."""
 
     id: int | None = Field(default=None, primary_key=True)
     content_hash: str = Field(max_length=64, unique=True)
     content: str = Field(sa_type=Text)
+    attachments: str | None = Field(default=None, sa_type=Text)  # channels.attachments.dumps
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
 
 
