@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import os
 import random
 import resource
 import sys
@@ -102,6 +103,9 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", type=Path, help="write the database here instead of a temp dir")
+    parser.add_argument(
+        "--row-path", action="store_true", help="orders without the SQL staging (for comparison)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     files = world(args.orders, args.seed)
@@ -118,16 +122,17 @@ def main() -> int:
             print(f"{kind:>9}: {done.counts.new:,} new in {time.perf_counter() - began:.1f}s")
         results = []
         for attempt in ("first", "again"):
-            began = time.perf_counter()
-            [done] = import_files("orders", [files["orders"]], url=url)
-            took = time.perf_counter() - began
+            began, cpu = time.perf_counter(), time.process_time()
+            [done] = import_files("orders", [files["orders"]], url=url, staged=not args.row_path)
+            took, cpu = time.perf_counter() - began, time.process_time() - cpu
             assert done.ok, done.problems[:5]
             c = done.counts
             results.append(took)
             print(
                 f"orders {attempt}: {took:.1f}s, {c.new:,} new, {c.changed:,} changed, "
                 f"{c.unchanged:,} unchanged; {c.rows / took:,.0f} lines/s, "
-                f"{(c.new + c.changed + c.unchanged) / took:,.0f} orders/s"
+                f"{(c.new + c.changed + c.unchanged) / took:,.0f} orders/s; "
+                f"{cpu:.1f}s CPU, load average {os.getloadavg()[0]:.1f}"
             )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20

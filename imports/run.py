@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from core.clock import utcnow
 from core.settings import get_settings
-from imports import orders_fast
+from imports import orders_fast, orders_staged
 from imports.catalogue import CampaignKind, Deals, Products
 from imports.columns import HeaderMap, map_header
 from imports.errors import FileRefused
@@ -80,9 +80,11 @@ def import_files(
     url: str | None = None,
     progress: Progress | None = None,
     fast_path: bool = True,
+    staged: bool = True,
 ) -> list[FileResult]:
     """Import each file in its own transaction, in the order given; `fast_path=False` reads an
-    order CSV the general way (the same result, slower: for comparison)."""
+    order CSV the general way, `staged=False` without the SQL staging on SQLite (the same result,
+    slower: for comparison)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
     ctx = Context(now=utcnow(), tz=get_settings().timezone)
@@ -90,7 +92,7 @@ def import_files(
     for path in paths:
         result = FileResult(path)
         try:
-            options = (dry_run, skip_bad, url, progress, fast_path)
+            options = (dry_run, skip_bad, url, progress, fast_path, staged and fast_path)
             _import_file(KINDS[kind], path, ctx, result, *options)
         except FileRefused as refused:
             result.problems.extend(refused.problems)
@@ -110,6 +112,7 @@ def _import_file(
     url: str | None,
     progress: Progress | None,
     fast_path: bool,
+    staged: bool,
 ) -> None:
     source, records = open_source(path)
     result.encoding = ENCODINGS.get(source.encoding, source.encoding)
@@ -126,11 +129,19 @@ def _import_file(
         result.counts.notes.append(f"columns not used: {', '.join(columns.ignored)}")
     with Session(get_engine(url), expire_on_commit=False) as session, _fewer_collections():
         try:
-            chunks = (
-                orders_fast.fast_items(kind, source, columns, ctx, result.counts)
-                if fast
-                else _items(kind, source, records, columns, list(header.cells), ctx, result)
-            )
+            if staged and orders_staged.applies(kind, source, session):
+                shown = (lambda rows: progress(f"{path}: {rows} rows read")) if progress else None
+                staged = orders_staged.load(
+                    source, columns, ctx, result.counts, session=session, progress=shown
+                )
+            else:
+                staged = False
+            if staged:
+                chunks: Iterator[list[Item]] = iter(())
+            elif fast:
+                chunks = orders_fast.fast_items(kind, source, columns, ctx, result.counts)
+            else:
+                chunks = _items(kind, source, records, columns, list(header.cells), ctx, result)
             for chunk in chunks:
                 _chunk(kind, chunk, source, ctx, result, skip_bad, session)
                 if progress:

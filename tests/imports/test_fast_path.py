@@ -1,4 +1,4 @@
-"""The order CSV fast path accepts, refuses and writes exactly what the general path does."""
+"""The order CSV fast path (staged or not) accepts, refuses and writes exactly what the general path does."""
 
 from __future__ import annotations
 
@@ -79,14 +79,15 @@ def test_fast_and_general_paths_give_the_same_rows_and_errors(
     path = tmp_path / "orders.csv"
     path.write_text(HEADER + "\n".join(ROWS) + "\n", encoding="utf-8")
     outcomes = []
-    for fast in (True, False):
-        url = f"sqlite:///{tmp_path / f'fast-{fast}.db'}"
+    for fast, staged in ((True, True), (True, False), (False, False)):
+        url = f"sqlite:///{tmp_path / f'fast-{fast}-{staged}.db'}"
         db.upgrade(url)
         _world(url)
-        [result] = import_files("orders", [path], url=url, skip_bad=skip_bad, fast_path=fast)
+        options = {"skip_bad": skip_bad, "fast_path": fast, "staged": staged}
+        [result] = import_files("orders", [path], url=url, **options)
         outcomes.append(_outcome(url, result))
-    fast_outcome, general = outcomes
-    assert fast_outcome == general
+    staged_outcome, fast_outcome, general = outcomes
+    assert staged_outcome == fast_outcome == general
     assert len(general["problems"]) == 16
     assert bool(general["orders"]) is skip_bad
     if skip_bad:  # the good orders, with what the converters made of their spellings
