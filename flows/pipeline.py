@@ -77,6 +77,10 @@ def send_occurrence(plan: OccurrencePlan, *, now: dt.datetime) -> tuple[dict[str
     key = dataclasses.replace(key, fresh=not occurrence_started(key))
     # Rows an interrupted run left `sending` are settled with WeCom before anything is resent.
     reconciled = ReconcileSummary() if key.fresh else reconcile_sending(key)
+    if settings.occurrence_workers > 1:
+        from flows.partitioned import send_partitioned  # built on this module's stages
+
+        return send_partitioned(plan, key, reconciled, now)
     tally = RunTally(reconciled=reconciled.counts())
     for planned, (sample, sample_for) in prepared_batches(plan, key, batch_ranges(plan, now), now):
         tally.add_prepared(planned, sample, sample_for)

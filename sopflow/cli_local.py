@@ -89,8 +89,26 @@ def up(
         int, typer.Option(help="Demo customers to load into an empty database.")
     ] = 5000,
     port: Annotated[int, typer.Option(help="Prefect server port.")] = 4200,
+    postgres: Annotated[
+        bool,
+        typer.Option(
+            "--postgres",
+            help="sopflow's and the Prefect server's databases on a local PostgreSQL (.data/pg).",
+        ),
+    ] = False,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            help="…or on this PostgreSQL server: the URL of sopflow's database; Prefect's is "
+            "<name>_prefect there unless PREFECT_SERVER_DATABASE_CONNECTION_URL is set.",
+        ),
+    ] = None,
 ) -> None:
     """Run everything locally: schema, demo world, Prefect server, deployments, worker, first runs."""
+    if postgres or postgres_url:
+        from sopflow.up_pg import run_up_postgres
+
+        sys.exit(run_up_postgres(customers=customers, port=port, url=postgres_url))
     from sopflow.up import run_up
 
     sys.exit(run_up(customers=customers, port=port))

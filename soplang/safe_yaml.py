@@ -36,6 +36,18 @@ class SopYamlLoader(yaml.SafeLoader):
         self._sizes: dict[str, int] = {}  # anchor → expanded size of its node
         self._open: set[str] = set()  # anchors whose node is still being composed
 
+    def scan_flow_scalar_non_spaces(self, double: bool, start_mark: Any) -> Any:
+        """An escape past U+10FFFF (`"\\UFFFFFFFF"`) is refused in our words: PyYAML lets
+        `chr()` fail, and Python words that differently from one version to the next."""
+        try:
+            return super().scan_flow_scalar_non_spaces(double, start_mark)
+        except (ValueError, OverflowError):  # only `\\U` has digits enough to pass U+10FFFF
+            raise YamlLimitError(
+                f"the escape `\\U{self.prefix(8)}` is not a character "
+                "(Unicode ends at U+10FFFF); remove it or write the character itself",
+                self.get_mark(),
+            ) from None
+
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
