@@ -62,7 +62,11 @@ def prepare(args: argparse.Namespace, workdir: Path) -> tuple[str, Path]:
         )
     sop_dir = workdir / "sop"
     sop_dir.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "bench" / "bench_sop.md", sop_dir / "bench-touch.md")
+    # --attachments: the same text with a photo and a mini-program card (uploaded as media).
+    source = "bench_sop_attachments.md" if args.attachments else "bench_sop.md"
+    shutil.copy(ROOT / "bench" / source, sop_dir / "bench-touch.md")
+    if args.attachments:
+        shutil.copytree(ROOT / "sop" / "media", sop_dir / "media", dirs_exist_ok=True)
     return url, sop_dir
 
 
@@ -159,12 +163,8 @@ def run_naive(count: int) -> float:
     return time.perf_counter() - started
 
 
-def emulator_calls(base: str) -> int:
-    return int(
-        requests.get(f"{base}/emulator/state", timeout=120)
-        .json()["calls"]
-        .get("/cgi-bin/externalcontact/add_msg_template", 0)
-    )
+def emulator_calls(base: str, api: str = "/cgi-bin/externalcontact/add_msg_template") -> int:
+    return int(requests.get(f"{base}/emulator/state", timeout=120).json()["calls"].get(api, 0))
 
 
 def main() -> int:
@@ -177,6 +177,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--naive", type=int, default=10_000, help="recipients for the naive comparison (0: skip)"
+    )
+    parser.add_argument(
+        "--attachments",
+        action="store_true",
+        help="the variant with an image and a mini-program card on every message",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sopflow-bench-") as tmp:
@@ -242,6 +247,11 @@ def measure(args: argparse.Namespace, url: str, workdir: Path, base: str) -> int
     print(
         f"  WeCom calls           {calls:8d}   (one per staff member and text, ≤ 10,000 recipients each)"
     )
+    if args.attachments:
+        uploads = emulator_calls(base, "/cgi-bin/media/upload")
+        print(
+            f"  media uploads         {uploads:8d}   (each file once, whatever the calls using it)"
+        )
     print(
         f"  raw floor             {floor:8.1f} s   (executemany {insert_s:.1f} s + Jinja2 {render_s:.1f} s for {rows:,} rows) → {wall / floor:.2f}× the floor"
     )

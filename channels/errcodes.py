@@ -44,6 +44,11 @@ ERRCODES: dict[int, tuple[type[ChannelError], str]] = {
     40068: (ChannelRejected, "invalid tag id or tag group id"),
     40071: (ChannelRejected, "a tag of that name already exists in the group"),
     90206: (ChannelRejected, "mini-program not linked to the company"),
+    # Media uploads (media/upload, media/uploadimg) and the media ids attachments carry.
+    40004: (ChannelRejected, "invalid media type"),
+    40006: (ChannelRejected, "invalid file size"),
+    40007: (ChannelRejected, "invalid media_id (unknown, or older than its 3 days)"),
+    41005: (ChannelRejected, "missing media data (multipart field `media`)"),
     # Welcome messages (section 5).
     41050: (ChannelRejected, "welcome_code invalid or expired"),
     41051: (ChannelRejected, "another app already sent the welcome message"),

@@ -66,14 +66,17 @@ def request_json(
     payload: JsonDict | None,
     timeout: tuple[float, float],
     redact: Redact,
+    files: dict[str, tuple[str, bytes, str]] | None = None,
 ) -> JsonDict:
-    """One HTTP exchange with `url + path`; transport failures and HTTP errors become `ChannelError`s."""
+    """One HTTP exchange with `url + path` (a JSON body, or multipart `files`); transport
+    failures and HTTP errors become `ChannelError`s."""
     body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
     headers = {"Content-Type": "application/json; charset=utf-8"} if body else None
     try:
         response = session.request(
-            method, url + path, params=params, data=body, headers=headers, timeout=timeout
-        )
+            method, url + path, params=params, data=body, headers=headers, timeout=timeout,
+            files=files,
+        )  # fmt: skip
     except requests.RequestException as exc:
         if never_connected(exc):
             why = redact(connect_failure(exc))

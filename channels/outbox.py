@@ -59,6 +59,8 @@ class OutboxChannel:
             "content": message.content,
             "msgid": msgid,
         }
+        if message.attachments:  # as stored on the Message (kind, path or url, title …)
+            record["attachments"] = [a.as_dict() for a in message.attachments]
         self._append(self.path_for(now), record)
         return SendReceipt(msgid=msgid)
 
@@ -175,4 +177,15 @@ def _as_listed(record: dict[str, object]) -> dict[str, object]:
         "create_time": dt.datetime.fromisoformat(str(record["time"])).timestamp(),
         "text": {"content": record["content"]},
         "targets": record["targets"],
+        **_listed_attachments(record),
+    }
+
+
+def _listed_attachments(record: dict[str, object]) -> dict[str, object]:
+    """A line's attachments as WeCom lists them (by `msgtype`); nothing for a text alone."""
+    attachments = record.get("attachments")
+    if not isinstance(attachments, list):
+        return {}
+    return {
+        "attachments": [{"msgtype": a.get("kind"), **a} for a in attachments if isinstance(a, dict)]
     }

@@ -7,14 +7,15 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import requests
 from pydantic import SecretStr
 
-from channels.base import MassMessage, SendReceipt, check_message, max_targets
+from channels.attachments import Attachment
+from channels.base import MassMessage, SendReceipt, max_targets
 from channels.errcodes import TOKEN_ERRCODES
 from channels.http import (
     JsonDict,
@@ -26,6 +27,7 @@ from channels.http import (
     strip_query,
 )
 from channels.limiter import KeyedRateLimiter
+from channels.wecom_attachments import send_mass_message, send_welcome
 from core.errors import ChannelAuthError, ChannelTransient, ChannelUnreached
 from core.settings import Settings
 
@@ -109,17 +111,9 @@ class WeComClient:
         return max_targets(chat_type)
 
     def send_mass(self, message: MassMessage) -> SendReceipt:
-        """Create a mass-message task (the sender still confirms it in the app)."""
-        check_message(message)
-        payload: JsonDict = {
-            "chat_type": message.chat_type,
-            "sender": message.sender,
-            "text": {"content": message.content},
-        }
-        key = "chat_id_list" if message.chat_type == "group" else "external_userid"
-        payload[key] = list(message.targets)
-        data = self._api("POST", f"{EXTERNALCONTACT}/add_msg_template", payload)
-        return SendReceipt(msgid=data.get("msgid"), fail_list=tuple(data.get("fail_list") or ()))
+        """Create a mass-message task with its attachments (the sender still confirms it in the
+        app); attachment files are uploaded once per 3 days (channels/wecom_attachments.py)."""
+        return send_mass_message(self, f"{EXTERNALCONTACT}/add_msg_template", message)
 
     def close(self) -> None:
         """Close the HTTP session (when this client created it)."""
@@ -237,12 +231,13 @@ class WeComClient:
 
     # -- Welcome messages --------------------------------------------------
 
-    def send_welcome_msg(self, welcome_code: str, content: str) -> None:
+    def send_welcome_msg(
+        self, welcome_code: str, content: str, attachments: Sequence[Attachment] = ()
+    ) -> None:
         """Send a new contact's welcome with the add event's WelcomeCode (valid 20 s, once; no
         staff confirmation). 41050 expired, 41051 another app sent first, 41096 already sending."""
-        check_message(MassMessage("single", "", (welcome_code,), content))
-        payload: JsonDict = {"welcome_code": welcome_code, "text": {"content": content}}
-        self._api("POST", f"{EXTERNALCONTACT}/send_welcome_msg", payload)
+        path = f"{EXTERNALCONTACT}/send_welcome_msg"
+        send_welcome(self, path, welcome_code, content, attachments)
 
     # -- Directory (the contact sync) -------------------------------------
 

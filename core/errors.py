@@ -6,6 +6,7 @@
     ├── CalendarError (also ValueError)         sop/calendar.yaml has errors (each named by line)
     ├── UnsettledTouches                        a run left touches sending, due but unsent, or unknown
     ├── EventError (also ValueError)            an event that cannot be recorded: unknown kind, customer …
+    ├── CouponNotIssued                         the chain's coupon system issued no coupon (reason)
     └── ChannelError                            a delivery channel refused or failed a call
         ├── ChannelTransient                    worth retrying: busy, rate limit, 5xx, timeout
         │   ├── ChannelRateLimited              45009 / 45033: back off before retrying
@@ -75,6 +76,14 @@ class UnsettledTouches(SopError):
 
 class EventError(SopError, ValueError):
     """An event that cannot be recorded: unknown kind, customer, product or order, or a bad payload."""
+
+
+class CouponNotIssued(SopError):
+    """The chain's coupon system issued no coupon; `reason` is recorded on the skipped touch."""
+
+    @property
+    def reason(self) -> str:
+        return self.message
 
 
 class ChannelError(SopError):

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     # transaction that rewrites most pages of the delivery key index, so fewer, larger batches
     # write less (1,000,000 customers: 10 batches, two in memory at a time).
     batch_size: int = Field(default=100_000, alias="SOPFLOW_BATCH_SIZE", ge=1)
+    # One occurrence, many workers (flows/partitioned.py): above 1 its batches and sender buckets
+    # become partitions in the database that this many runners (the occurrence's run and child
+    # runs of the `partition-runner` deployment) claim under a lease; 1 keeps the one-process path.
+    occurrence_workers: int = Field(default=1, alias="SOPFLOW_OCCURRENCE_WORKERS", ge=1)
+    partition_lease_seconds: float = Field(
+        default=60.0, alias="SOPFLOW_PARTITION_LEASE_SECONDS", gt=0
+    )
 
     # Restraint (克制): quiet hours and frequency caps, shared by every SOP (engine/guard.py, engine/caps.py, engine/reservations.py).
     # Quiet hours are local time in `timezone`; a window may wrap midnight (22:00-08:00) and
@@ -103,6 +110,25 @@ class Settings(BaseSettings):
     stage_mature_orders: int = Field(default=6, alias="SOPFLOW_STAGE_MATURE_ORDERS", ge=1)
     stage_mature_spent_fen: int = Field(default=0, alias="SOPFLOW_STAGE_MATURE_SPENT_FEN", ge=0)
     stage_mature_paid_member: bool = Field(default=False, alias="SOPFLOW_STAGE_MATURE_PAID_MEMBER")
+
+    # The chain's coupon system (channels/coupons.py, docs/coupons.md): steps with `issue:` POST
+    # here first, signed with HMAC-SHA256 of the secret; unset URL: such steps are skipped.
+    coupon_url: str = Field(default="", alias="SOPFLOW_COUPON_URL")
+    coupon_secret: SecretStr = Field(default=SecretStr(""), alias="SOPFLOW_COUPON_SECRET")
+    coupon_connect_timeout: float = Field(
+        default=3.05, alias="SOPFLOW_COUPON_CONNECT_TIMEOUT", gt=0
+    )
+    coupon_read_timeout: float = Field(default=5.0, alias="SOPFLOW_COUPON_READ_TIMEOUT", gt=0)
+
+    # Mini-programs linked to the company (comma-separated appids): a step's mini-program card must
+    # use one of them (`sopflow lint`; WeCom refuses others with 90206). Default: the demo's shop.
+    miniprogram_appids: str = Field(
+        default="wx5f1d8e2a9c3b7d40", alias="SOPFLOW_MINIPROGRAM_APPIDS"
+    )
+
+    @property
+    def linked_appids(self) -> list[str]:
+        return [a.strip() for a in self.miniprogram_appids.split(",") if a.strip()]
 
     @property
     def outbox_dir(self) -> Path:

@@ -86,9 +86,16 @@ def write_as_files(engine: Engine, folder: Path, *, tz: str) -> dict[str, Path]:
             ),
             "products": _write(
                 folder / "products.csv",
-                ("商品编码", "商品名称", "品类", "单位", "售价"),
+                ("商品编码", "商品名称", "品类", "单位", "售价", "图片"),
                 (
-                    (r.sku, r.name, CATEGORIES[r.category], r.unit, yuan(r.list_price_fen))
+                    (
+                        r.sku,
+                        r.name,
+                        CATEGORIES[r.category],
+                        r.unit,
+                        yuan(r.list_price_fen),
+                        r.picture or "",
+                    )
                     for r in rows(Product)
                 ),
             ),

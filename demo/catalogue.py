@@ -209,9 +209,23 @@ def products() -> list[ProductSpec]:
     return result
 
 
+# Product photos shipped in sop/media/ (a few fresh products; the rest have none), by SKU.
+PICTURES = {
+    "FR0001": "media/eggs.jpg",
+    "FR0002": "media/eggs.jpg",
+    "FR0003": "media/pork.jpg",
+    "FR0009": "media/cherries.jpg",
+    "FR0010": "media/bananas.jpg",
+    "FR0019": "media/broccoli.jpg",
+}
+
+
 def product_rows(catalogue: list[ProductSpec]) -> list[tuple[object, ...]]:
     """Rows for the `product` table."""
-    return [(p.id, p.sku, p.name, p.category, p.unit, p.list_price_fen) for p in catalogue]
+    return [
+        (p.id, p.sku, p.name, p.category, p.unit, p.list_price_fen, PICTURES.get(p.sku))
+        for p in catalogue
+    ]
 
 
-PRODUCT_COLUMNS = ("id", "sku", "name", "category", "unit", "list_price_fen")
+PRODUCT_COLUMNS = ("id", "sku", "name", "category", "unit", "list_price_fen", "picture")

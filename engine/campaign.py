@@ -127,8 +127,11 @@ def _item_view(item: CampaignItem, product: Product) -> dict[str, Any]:
             "unit": product.unit,
             "category": product.category,
             "sku": product.sku,
+            "picture": product.picture or "",
         },
         "name": product.name,
+        "sku": product.sku,
+        "picture": product.picture or "",  # "": no photo (an image attachment of it is left out)
         "unit": product.unit,
         "price": item.price_fen,
         "list_price": list_price,

@@ -48,10 +48,13 @@ def _deal_view(deal: Deal, product: Product) -> dict[str, Any]:
         "unit": product.unit,
         "category": product.category,
         "sku": product.sku,
+        "picture": product.picture or "",
     }
     return {
         "product": product_view,
         "name": product.name,
+        "sku": product.sku,
+        "picture": product.picture or "",  # "": no photo (an image attachment of it is left out)
         "unit": product.unit,
         "category": deal.category,
         "price": deal.price_fen,

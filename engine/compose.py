@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from channels.attachments import Attachment
+from core.settings import get_settings
+from engine.attachments import segment_attachments
 from engine.campaign import group_step_context
-from engine.community_context import deals_for_group, deals_of_day, render_for_group
+from engine.community_context import deals_for_group, deals_of_day, group_context
 from engine.customer_context import segment_renderer
 from engine.lifecycle_context import lifecycle_context
 from engine.timing import timed
 from models.audience import CustomerTarget, GroupTarget
 from models.db import session_scope
+from soplang.attachment_render import compile_attachments, with_cards
 from soplang.needs import needs_deals
 from soplang.spec import SopSpec
 from soplang.template import compile_step, render
@@ -38,15 +41,21 @@ class Rendered:
     skipped: dict[int, str] = field(default_factory=dict)  # target id -> reason
     sample: str | None = None
     sample_for: str | None = None  # whose text the sample is, in the operator's words
+    # target id -> its attachments (targets alike share one tuple); absent: none
+    attachments: dict[int, tuple[Attachment, ...]] = field(default_factory=dict)
+    sample_attachments: tuple[Attachment, ...] = ()
 
-    def keep_sample(self, text: str, label: str) -> None:
+    def keep_sample(self, text: str, label: str, attachments: tuple[Attachment, ...] = ()) -> None:
+        """The first target's text as the run's sample, its attachments one line each after it."""
         if self.sample is None:
-            self.sample, self.sample_for = text, label
+            self.sample = with_cards(text, attachments, get_settings().sop_dir)
+            self.sample_for, self.sample_attachments = label, attachments
 
     def clear(self) -> None:
         """Drop the texts once recorded (a batch of 10^5 need not outlive its task)."""
         self.texts.clear()
         self.skipped.clear()
+        self.attachments.clear()
 
 
 class Content(Protocol):
@@ -71,6 +80,7 @@ class CommunityContent:
         if not targets:
             return rendered
         compiled = compile_step(self.spec, self.step)
+        attachments = compile_attachments(self.spec, self.step)
         reason = f"no {self.slot} deals today for this group's theme"
         needs = needs_deals(self.spec, self.step)
         deals: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
@@ -82,11 +92,19 @@ class CommunityContent:
             if needs and not group_deals:
                 rendered.skipped[group.id] = reason
                 continue
-            text = render_for_group(
-                compiled, self.spec, group, group_deals, day=self.day, slot=self.slot
+            context = group_context(
+                group,
+                group_deals,
+                day=self.day,
+                slot=self.slot,
+                sop_id=self.spec.id,
+                sop_title=self.spec.title,
             )
+            text = str(render(compiled, context))
             rendered.texts[group.id] = text
-            rendered.keep_sample(text, group.name)
+            if attachments:
+                rendered.attachments[group.id] = attachments.render(context)
+            rendered.keep_sample(text, group.name, rendered.attachments.get(group.id, ()))
         return rendered
 
 
@@ -104,11 +122,14 @@ class CampaignContent:
         if not targets:
             return rendered
         compiled = compile_step(self.spec, self.step)
+        attachments = compile_attachments(self.spec, self.step)
         for group in targets:
             context = group_step_context(group, dict(self.shared), spec=self.spec, day=self.day)
             text = str(render(compiled, context))
             rendered.texts[group.id] = text
-            rendered.keep_sample(text, group.name)
+            if attachments:
+                rendered.attachments[group.id] = attachments.render(context)
+            rendered.keep_sample(text, group.name, rendered.attachments.get(group.id, ()))
         return rendered
 
 
@@ -135,8 +156,20 @@ class CampaignCustomerContent:
         )
         with timed("render"):
             rendered.texts = {c.id: render_for(c) for c in targets}
+            rendered.attachments = segment_attachments(
+                compile_attachments(self.spec, self.step),
+                targets,
+                day=self.day,
+                sop_id=self.spec.id,
+                sop_title=self.spec.title,
+                shared=self.shared,
+            )
         first = targets[0]
-        rendered.keep_sample(rendered.texts[first.id], f"customer {first.external_userid}")
+        rendered.keep_sample(
+            rendered.texts[first.id],
+            f"customer {first.external_userid}",
+            rendered.attachments.get(first.id, ()),
+        )
         return rendered
 
 
@@ -161,6 +194,18 @@ class CustomerContent:
         with timed("render"):
             extra = lifecycle_context(self.spec, self.step, targets, day=self.day)
             rendered.texts = {c.id: render_for(c, extra.get(c.id)) for c in targets}
+            rendered.attachments = segment_attachments(
+                compile_attachments(self.spec, self.step),
+                targets,
+                day=self.day,
+                sop_id=self.spec.id,
+                sop_title=self.spec.title,
+                extra=extra,
+            )
         first = targets[0]
-        rendered.keep_sample(rendered.texts[first.id], f"customer {first.external_userid}")
+        rendered.keep_sample(
+            rendered.texts[first.id],
+            f"customer {first.external_userid}",
+            rendered.attachments.get(first.id, ()),
+        )
         return rendered

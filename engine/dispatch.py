@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
+from channels.attachments import Attachment, loads
 from channels.base import Channel, MassMessage, chunk_targets
 from core.clock import utcnow
 from core.errors import ChannelError, ChannelTransient, ChannelUnreached
 from engine.compose import Composed
 from engine.timing import gc_paused
+from models.bulk import ids_in
 from models.db import session_scope
-from models.deliveries import Occurrence, claim_for_sending, sendable_ids, set_status
+from models.deliveries import Occurrence, claim_for_sending, sendable_ids, settle_claimed
 from models.delivery import SENDABLE, Delivery, DeliveryStatus, Message
 
+log = logging.getLogger(__name__)
 UNANSWERED = "no answer from WeCom; reconcile before any resend"
+# Rows of a dispatch bucket read at a time: what a sending task holds, whatever the bucket's size.
+PAGE_ROWS = 20_000
 
 
 @dataclass
 class DispatchResult:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (status, reason) -> rows
     calls: int = 0
+    superseded: int = 0  # answered rows another runner had settled or claimed again: not written
 
 
 def dispatch(
@@ -46,7 +54,8 @@ def dispatch(
 def send_grouped(
     channel: Channel, chat_type: str, batch: Sequence[Composed], *, flow_run_id: str | None = None
 ) -> DispatchResult:
-    """Group touches by (sender, text) into mass-message calls within the channel's limits.
+    """Group touches by (sender, text, attachments) into mass-message calls within the channel's
+    limits.
 
     Rows move planned → sending → sent | failed, one claim per call (each call's outcome is
     written with the next one's claim); a transient failure is re-raised after the batch so the
@@ -55,13 +64,23 @@ def send_grouped(
     result = DispatchResult()
     outcomes = Outcomes(result, flow_run_id)
     transient: ChannelTransient | None = None
-    groups: dict[tuple[str, str], list[Composed]] = defaultdict(list)
+    groups: dict[tuple[str, str, int], list[Composed]] = defaultdict(list)
+    # Equal attachments, keyed by the object: rows of one Message share one tuple, so a million
+    # rows hash a handful of tuples, not a million.
+    same: dict[int, tuple[Attachment, ...]] = {}
+    by_value: dict[tuple[Attachment, ...], tuple[Attachment, ...]] = {}
     for composed in batch:
-        groups[(composed.sender or "", composed.content)].append(composed)
+        found = same.get(id(composed.attachments))
+        if found is None:
+            found = by_value.setdefault(composed.attachments, composed.attachments)
+            same[id(composed.attachments)] = found
+        groups[(composed.sender or "", composed.content, id(found))].append(composed)
     try:
-        for (sender, content), members in groups.items():
+        for (sender, content, key), members in groups.items():
+            attachments = same[key]  # the first tuple of its value was recorded under its own id
             for chunk in chunk_targets(members, channel.max_targets(chat_type)):
-                error = _send_chunk(channel, chat_type, sender, content, chunk, outcomes)
+                message = MassMessage(chat_type, sender, (), content, attachments)  # type: ignore[arg-type]
+                error = _send_chunk(channel, message, chunk, outcomes)
                 if isinstance(error, ChannelTransient):
                     transient = error
     finally:
@@ -87,8 +106,21 @@ class Outcomes:
             self.result.outcomes[(status.value, reason)] += len(ids)
 
     def write(self, session: Session) -> None:
+        """Write each outcome to the rows still `sending` under this run's claim; rows another
+        runner reconciled or claimed since (this one's lease lapsed mid-call) keep its word."""
         for ids, status, values in self.updates:
-            set_status(ids, status, session=session, **values)
+            written = settle_claimed(
+                ids, status, session=session, flow_run_id=self.flow_run_id, **values
+            )
+            if written < len(ids):
+                missed = len(ids) - written
+                self.result.outcomes[(status.value, values["reason"] or "")] -= missed
+                self.result.superseded += missed
+                log.warning(
+                    "%d of %d rows answered %s were not written: another runner settled or "
+                    "claimed them after this run (%s) claimed them",
+                    missed, len(ids), status.value, self.flow_run_id or "no flow run",
+                )  # fmt: skip
 
     def clear(self) -> None:
         """Forget the outcomes once their transaction committed."""
@@ -103,12 +135,7 @@ class Outcomes:
 
 
 def _send_chunk(
-    channel: Channel,
-    chat_type: str,
-    sender: str,
-    content: str,
-    chunk: Sequence[Composed],
-    outcomes: Outcomes,
+    channel: Channel, message: MassMessage, chunk: Sequence[Composed], outcomes: Outcomes
 ) -> ChannelError | None:
     with session_scope() as session:
         outcomes.write(session)
@@ -120,7 +147,7 @@ def _send_chunk(
     if not chunk:
         return None
     ids = [c.delivery_id for c in chunk]
-    message = MassMessage(chat_type, sender, tuple(c.target_id for c in chunk), content)  # type: ignore[arg-type]
+    message = replace(message, targets=tuple(c.target_id for c in chunk))
     outcomes.result.calls += 1
     try:
         receipt = channel.send_mass(message)
@@ -201,24 +228,70 @@ def sender_buckets(rows_per_sender: dict[str, int], rows_per_bucket: int) -> lis
     return [bucket for bucket in buckets if bucket]
 
 
-def pending_touches(
+def pending_ids(
     occurrence: Occurrence, senders: Sequence[str], *, now: dt.datetime, session: Session
-) -> list[Composed]:
-    """The occurrence's rendered rows waiting to be sent by `senders`, with their texts, in the
-    order the status index holds them (no sort); `send_grouped` groups them per call.
+) -> array[int]:
+    """Ids of the occurrence's rendered rows waiting to be sent by `senders`, in the order their
+    calls take them (sender, then Message): 8 bytes a row, so even a sender with 10^6 rows is
+    held only as ids, and read `PAGE_ROWS` at a time (`touches_of`)."""
+    statement = (
+        select(Delivery.id)
+        .where(*_pending_clauses(occurrence, now), col(Delivery.sender).in_(list(senders)))
+        .order_by(Delivery.sender, Delivery.message_id, Delivery.id)
+    )
+    ids = array("q")
+    result = session.connection().execution_options(yield_per=PAGE_ROWS).execute(statement)
+    for part in result.partitions():
+        ids.extend(id_ for (id_,) in part)
+    return ids
 
-    Texts are read once per Message and shared by its rows.
+
+def touches_of(ids: Sequence[int], *, session: Session) -> list[Composed]:
+    """The rows `ids` with their texts, in the order of `ids` (a row gone since is left out).
+
+    Texts and attachments are read once per Message and shared by its rows.
     """
-    connection = session.connection()  # Core rows: no ORM bookkeeping for 10^5 of them
-    rows = connection.execute(
-        select(Delivery.id, Delivery.target_id, Delivery.sender, Delivery.message_id).where(
-            *_pending_clauses(occurrence, now), col(Delivery.sender).in_(list(senders))
+    connection = session.connection()  # Core rows: no ORM bookkeeping for 10^4 of them
+    found = {
+        row[0]: row
+        for row in connection.execute(
+            select(Delivery.id, Delivery.target_id, Delivery.sender, Delivery.message_id).where(
+                ids_in(ids)
+            )
         )
-    ).all()
+    }
+    rows = [found[id_] for id_ in ids if id_ in found]
     used = list({message_id for *_, message_id in rows})
-    statement = select(Message.id, Message.content).where(col(Message.id).in_(used))
-    texts = dict(connection.execute(statement).tuples().all())
-    return [Composed(id_, target, sender, texts[message]) for id_, target, sender, message in rows]
+    statement = select(Message.id, Message.content, Message.attachments).where(
+        col(Message.id).in_(used)
+    )
+    texts = {id_: (text, loads(stored)) for id_, text, stored in connection.execute(statement)}
+    return [Composed(id_, target, sender, *texts[message]) for id_, target, sender, message in rows]
+
+
+def whole_calls(
+    touches: Iterable[Composed], limit: int, rows: int = PAGE_ROWS
+) -> Iterator[list[Composed]]:
+    """Touches in call order (sender, then text) cut into lists of about `rows` that hold whole
+    calls: one sender's text is cut only after every `limit` rows, so `send_grouped` makes the
+    same calls from the lists as from all touches at once."""
+    segment: list[Composed] = []
+    call: list[Composed] = []
+    for touch in touches:
+        if call and (len(call) == limit or _call_of(touch) != _call_of(call[0])):
+            segment += call
+            call = []
+            if len(segment) >= rows:
+                yield segment
+                segment = []
+        call.append(touch)
+    segment += call
+    if segment:
+        yield segment
+
+
+def _call_of(touch: Composed) -> tuple[str, str, tuple[Attachment, ...]]:
+    return touch.sender or "", touch.content, touch.attachments
 
 
 def send_pending(
@@ -228,13 +301,37 @@ def send_pending(
     senders: Sequence[str],
     *,
     now: dt.datetime,
+    page_rows: int = PAGE_ROWS,
 ) -> DispatchResult:
-    """Send every recorded, rendered and due row of these senders for the occurrence."""
-    with gc_paused(), session_scope(readonly=True) as session:
-        touches = pending_touches(occurrence, senders, now=now, session=session)
-    if not touches:
-        return DispatchResult()
-    return send_grouped(channel, chat_type, touches, flow_run_id=occurrence.flow_run_id)
+    """Send every recorded, rendered and due row of these senders for the occurrence, a page of
+    rows at a time: memory holds a page and the ids, however many rows the senders have.
+
+    As in `send_grouped`, a transient failure is re-raised once every page was tried.
+    """
+    with session_scope(readonly=True) as session:
+        ids = pending_ids(occurrence, senders, now=now, session=session)
+    total = DispatchResult()
+    transient: ChannelTransient | None = None
+    pages = _pages(ids, page_rows)
+    for segment in whole_calls(pages, channel.max_targets(chat_type), page_rows):
+        try:
+            done = send_grouped(channel, chat_type, segment, flow_run_id=occurrence.flow_run_id)
+        except ChannelTransient as error:
+            transient = error
+            continue
+        total.outcomes.update(done.outcomes)
+        total.calls += done.calls
+    if transient is not None:
+        raise transient
+    return total
+
+
+def _pages(ids: array[int], rows: int) -> Iterator[Composed]:
+    """The touches of `ids`, read `rows` at a time, each page in a short transaction."""
+    for start in range(0, len(ids), rows):
+        with gc_paused(), session_scope(readonly=True) as session:
+            page = touches_of(ids[start : start + rows], session=session)
+        yield from page
 
 
 def dispatch_plan(

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from sqlmodel import Session
 
+from channels.attachments import Attachment, dumps
 from core.clock import utcnow
 from core.settings import get_settings
 from engine.audience import ResolvedBatch
@@ -105,19 +106,40 @@ def _apply(decisions: dict[int, Decision], ids: dict[int, int], *, session: Sess
 
 
 class _Messages:
-    """Message ids of the batch's texts, each stored once."""
+    """Message ids of the batch's texts with their attachments, each distinct pair stored once."""
 
-    def __init__(self, texts: Mapping[int, str], *, session: Session, now: dt.datetime) -> None:
+    def __init__(
+        self,
+        texts: Mapping[int, str],
+        *,
+        session: Session,
+        now: dt.datetime,
+        attachments: Mapping[int, tuple[Attachment, ...]] | None = None,
+    ) -> None:
         self.texts, self.session, self.now = texts, session, now
-        self.ids: dict[str, int] = {}
+        self.attachments = attachments or {}
+        self.ids: dict[tuple[str, str | None], int] = {}
+        # Targets alike share one attachments tuple (soplang.attachment_render): dump each once.
+        self.stored: dict[int, tuple[tuple[Attachment, ...], str | None]] = {}
 
     def id_for(self, target_id: int) -> int | None:
         content = self.texts.get(target_id)
         if content is None:
             return None
-        if content not in self.ids:
-            self.ids[content] = store_message(content, session=self.session, now=self.now)
-        return self.ids[content]
+        key = (content, self._dumped(self.attachments.get(target_id, ())))
+        if key not in self.ids:
+            self.ids[key] = store_message(
+                content, session=self.session, now=self.now, attachments=key[1]
+            )
+        return self.ids[key]
+
+    def _dumped(self, attachments: tuple[Attachment, ...]) -> str | None:
+        if not attachments:
+            return None
+        known = self.stored.get(id(attachments))
+        if known is None or known[0] is not attachments:
+            known = self.stored[id(attachments)] = (attachments, dumps(attachments))
+        return known[1]
 
 
 def _reconsider(row: RecordedTouch | None, now: dt.datetime, batch: PlannedBatch) -> bool:
@@ -144,6 +166,7 @@ def plan_batch(
     session: Session,
     texts: Mapping[int, str] | None = None,
     skips: Mapping[int, str] | None = None,
+    attachments: Mapping[int, tuple[Attachment, ...]] | None = None,
 ) -> PlannedBatch:
     """Guard and record a batch in one transaction; rows already final are reported, never touched.
 
@@ -169,7 +192,7 @@ def plan_batch(
             if target_id in considered and target_id not in decisions:
                 decisions[target_id] = Decision(reason)
     with timed("record"):
-        messages = _Messages(texts or {}, session=session, now=now)
+        messages = _Messages(texts or {}, session=session, now=now, attachments=attachments)
         new = [
             _new_row(
                 planned[t.id],
@@ -246,6 +269,7 @@ def _plan_guarded(
             session=session,
             texts=rendered.texts if rendered else None,
             skips=rendered.skipped if rendered else None,
+            attachments=rendered.attachments if rendered else None,
         )
         if spec is not None:
             register_priority(spec.id, spec.priority, session=session, now=now)

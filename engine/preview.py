@@ -12,6 +12,7 @@ from engine.preview_campaign import preview_promotion
 from engine.preview_customers import preview_customers
 from engine.preview_events import preview_trigger
 from engine.preview_groups import preview_community
+from engine.preview_moments import preview_moments
 from engine.preview_report import Preview
 from soplang.spec import SopSpec, did_you_mean
 
@@ -48,6 +49,8 @@ def _allowed(spec: SopSpec) -> set[str]:
         return {"customer" if spec.channel == "customer" else "group", "campaign"}
     if spec.channel == "customer":
         return {"customer"}
+    if spec.channel == "moments":
+        return set()
     return {"group"}
 
 
@@ -84,4 +87,6 @@ def preview_sop(spec: SopSpec, request: PreviewRequest) -> Preview:
         )
     if spec.channel == "customer":
         return preview_customers(spec, step, request.day, request.customer)
+    if spec.channel == "moments":
+        return preview_moments(spec, step, request.day)
     return preview_community(spec, step, request.day, request.group)

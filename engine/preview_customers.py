@@ -35,6 +35,7 @@ from models.audience import (
 from models.db import session_scope
 from models.people import Customer
 from models.vocab import STAGES
+from soplang.attachment_render import with_cards
 from soplang.spec import CustomerAudience, SopSpec, Step
 
 
@@ -250,7 +251,9 @@ def _outside(customer: CustomerTarget, tz: str) -> str:
 def _show(preview: Preview, content: Content, customer: CustomerTarget, screen: Screen) -> None:
     rendered = content.render([customer])
     preview.shown_for = f"customer {customer.external_userid} ({customer.name}, owner {customer.owner_userid or '-'})"
-    preview.text = rendered.texts.get(customer.id)
+    text = rendered.texts.get(customer.id)
+    cards = rendered.attachments.get(customer.id, ())
+    preview.text = None if text is None else with_cards(text, cards, get_settings().sop_dir)
     stopped = screen([customer]).get(customer.id)
     if stopped:
         preview.notes.append(f"a run skips customer {customer.external_userid}: {stopped}")

@@ -15,6 +15,8 @@ from channels.base import max_targets
 from core.clock import local, utcnow
 from core.errors import SopError
 from core.settings import get_settings
+from engine.attachments import segment_attachments
+from engine.coupons import preview_coupon
 from engine.customer_context import segment_renderer
 from engine.events import EVENT_COLUMNS, PendingEvent
 from engine.preview_groups import heading
@@ -26,6 +28,7 @@ from engine.triggers import event_customers, event_touches
 from models.commerce import Event, Order, Product
 from models.db import session_scope
 from models.people import Customer
+from soplang.attachment_render import compile_attachments, with_cards
 from soplang.event_payloads import when_matches, when_words
 from soplang.spec import SopSpec
 from soplang.template import compile_step
@@ -99,7 +102,18 @@ def preview_trigger(
     render_for = segment_renderer(
         compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
     )
-    preview.text = render_for(target, found)
+    variables = {**found, **preview_coupon(spec, step, day)}
+    cards = segment_attachments(
+        compile_attachments(spec, step),
+        [target],
+        day=day,
+        sop_id=spec.id,
+        sop_title=spec.title,
+        extra={target.id: variables},
+    )
+    preview.text = with_cards(
+        render_for(target, variables), cards.get(target.id, ()), get_settings().sop_dir
+    )
     when = next((s.when for s in spec.step_list if s.name == step), None)
     if when and not when_matches(when, event.payload):
         preview.notes.append(
@@ -230,6 +244,7 @@ def _tally_pending(
     render_for = segment_renderer(
         compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
     )
+    coupon = preview_coupon(spec, step, day)  # a placeholder: previews issue nothing
     events = 0
     skipped: dict[str, int] = {}
     per_text: Counter[tuple[Staff, int]] = Counter()
@@ -246,7 +261,7 @@ def _tally_pending(
                     if reason:
                         skipped[reason] = skipped.get(reason, 0) + 1
                         continue
-                    text = render_for(touch.customer, touch.variables)
+                    text = render_for(touch.customer, {**touch.variables, **coupon})
                     per_text[(sender_of(touch.customer), hash(text))] += 1
     per_call = max_targets("single")
     for (staff, _text), n in per_text.items():

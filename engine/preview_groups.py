@@ -20,6 +20,7 @@ from models.audience import (
     groups_in_range,
 )
 from models.db import session_scope
+from soplang.attachment_render import with_cards
 from soplang.needs import needs_deals
 from soplang.spec import GroupAudience, SopSpec
 
@@ -140,7 +141,8 @@ def _chosen(
 def _show(preview: Preview, content: Content, group: GroupTarget) -> None:
     rendered = content.render([group])
     preview.shown_for = _label(group)
-    preview.text = rendered.texts.get(group.id)
+    text, cards = rendered.texts.get(group.id), rendered.attachments.get(group.id, ())
+    preview.text = None if text is None else with_cards(text, cards, get_settings().sop_dir)
     preview.nothing = rendered.skipped.get(group.id)
 
 

@@ -25,6 +25,7 @@ from engine.guard import (
     run_guards,
 )
 from models.deliveries import Occurrence
+from soplang.attachment_render import with_cards
 from soplang.calendar_file import runs_on
 from soplang.filters import weekday_cn
 from soplang.spec import SopSpec
@@ -185,15 +186,16 @@ def tally_batches(
             tally.first_target = targets[0]
         for target in targets:
             text = rendered.texts.get(target.id)
+            cards = rendered.attachments.get(target.id, ())
             reason = rendered.skipped.get(target.id) if text is None else stopped.get(target.id)
             if text is not None and tally.first is None:
-                tally.first = (target, text)
+                tally.first = (target, with_cards(text, cards, get_settings().sop_dir))
             if target is tally.first_target:
                 tally.first_skip = reason
             if reason is not None:
                 tally.skipped[reason] += 1
             elif text is not None:
-                per_text[(sender_of(target), hash(text))] += 1
+                per_text[(sender_of(target), hash((text, cards)))] += 1
     per_call = max_targets(chat_type)
     for (staff, _text), n in per_text.items():
         tally.tasks[staff] += math.ceil(n / per_call)

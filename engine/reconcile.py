@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from channels.attachments import loads
 from core.clock import utcnow
 from core.errors import ChannelError, ChannelTransient
 from core.settings import Settings, get_settings
@@ -61,6 +62,7 @@ class StuckRow:
     content: str | None
     reason: str | None
     updated_at: dt.datetime
+    attachments: str | None = None  # as the Message stores them (channels.attachments.dumps)
 
 
 @dataclass
@@ -106,15 +108,16 @@ def stuck_rows(
             col(Message.content),
             col(Delivery.reason),
             col(Delivery.updated_at),
+            col(Message.attachments),
         )
         .outerjoin(Message, col(Message.id) == col(Delivery.message_id))
         .where(*clauses)
         .order_by(col(Delivery.updated_at), col(Delivery.id))
     )
     return [
-        StuckRow(id_, kind, target, sender or "", channel, content, reason, updated)
-        for id_, kind, target, sender, channel, content, reason, updated in session.execute(
-            statement
+        StuckRow(id_, kind, target, sender or "", channel, content, reason, updated, attached)
+        for id_, kind, target, sender, channel, content, reason, updated, attached in (
+            session.execute(statement)
         )
     ]
 
@@ -268,7 +271,11 @@ def reconcile_group(
         return
     with session_scope() as session:
         used = known_msgids([str(m.get("msgid")) for m in candidates], session=session)
-        fresh = [m for m in candidates if m.get("msgid") and str(m["msgid"]) not in used]
+        fresh = [
+            m
+            for m in candidates
+            if m.get("msgid") and str(m["msgid"]) not in used and _same_kinds(m, rows[0])
+        ]
         found, missing = match_chunks(rows, fresh)
         for msgid, (covered, created) in found.items():
             summary.sent += set_status(
@@ -288,6 +295,16 @@ def reconcile_group(
             only_from=(DeliveryStatus.SENDING,),
             reason=NEVER_SENT,
         )
+
+
+def _same_kinds(message: dict[str, Any], row: StuckRow) -> bool:
+    """Whether a listed message carries the kinds of attachments the row was sent with (WeCom
+    lists them by `msgtype` with its media ids, not our files); a message that lists none fits."""
+    listed = message.get("attachments")
+    if listed is None:
+        return True
+    ours = [a.kind for a in loads(row.attachments)]
+    return [str(a.get("msgtype")) for a in listed if isinstance(a, dict)] == ours
 
 
 def _mark(rows: Sequence[StuckRow], status: DeliveryStatus, *, reason: str) -> None:
@@ -341,9 +358,9 @@ def settle(
         in_flight=in_flight or in_flight_time(get_settings(), getattr(channel, "name", "")),
         sleep=sleep,
     )
-    groups: dict[tuple[str, str, str | None, str], list[StuckRow]] = defaultdict(list)
+    groups: dict[tuple[str, str, str | None, str, str | None], list[StuckRow]] = defaultdict(list)
     for row in rows:
-        groups[(row.channel, row.sender, row.content, row.target_kind)].append(row)
+        groups[(row.channel, row.sender, row.content, row.target_kind, row.attachments)].append(row)
     for members in groups.values():
         reconcile_group(members, channel=channel, now=now, summary=summary, sleep=sleep)
     return summary

@@ -13,7 +13,9 @@ from sqlmodel import Session, col
 
 from channels.base import Channel
 from core.settings import get_settings
+from engine.attachments import segment_attachments
 from engine.compose import Composed, Rendered
+from engine.coupons import with_coupons
 from engine.customer_context import segment_renderer
 from engine.events import Claim, PendingEvent, claimed_events
 from engine.guard import CUSTOMER_GUARDS, Guard
@@ -28,6 +30,7 @@ from models.db import session_scope
 from models.deliveries import Occurrence
 from models.outcomes import Unsettled, run_outcomes, unsettled_by_run
 from models.people import Customer
+from soplang.attachment_render import compile_attachments, with_cards
 from soplang.spec import SopSpec
 from soplang.template import compile_step
 
@@ -188,6 +191,7 @@ def plan_events(
     render_for = segment_renderer(
         compile_step(spec, step), day=day, sop_id=spec.id, sop_title=spec.title
     )
+    step_attachments = compile_attachments(spec, step)
     size = get_settings().batch_size
     # A WelcomeCode lives 20 s and answers once: only the first step of the one SOP that answers
     # it (engine/welcome_now.answering_sop) sends with it; any other is a normal 1:1 message.
@@ -201,19 +205,36 @@ def plan_events(
             for start in range(0, len(same_round), size):
                 chunk = same_round[start : start + size]
                 with timed("render"):
-                    texts = {t.customer.id: render_for(t.customer, t.variables) for t in chunk}
-                rendered = Rendered(texts=texts)
+                    texts = (
+                        {}  # a coupon step is rendered once its coupons are issued
+                        if spec.step(step).issue
+                        else {t.customer.id: render_for(t.customer, t.variables) for t in chunk}
+                    )
+                    attachments = segment_attachments(
+                        step_attachments,
+                        [t.customer for t in chunk],
+                        day=day,
+                        sop_id=spec.id,
+                        sop_title=spec.title,
+                        extra={t.customer.id: t.variables for t in chunk},
+                    )
+                rendered = Rendered(texts=texts, attachments=attachments)
                 occurrence = _occurrence(spec, step, chunk, flow_run_id)
                 customers = [t.customer for t in chunk]
                 planned = plan_customers(
                     scoped, occurrence, customers, now=now, rendered=rendered, guards=guards
                 )
+                if spec.step(step).issue:  # engine/coupons.py
+                    texts = with_coupons(
+                        spec, step, occurrence, planned, chunk, render_for, attachments, now=now
+                    )
                 batch.ready += [
                     Composed(
                         touch.delivery_id,
                         touch.target.external_userid,
                         touch.sender,
                         texts[touch.target.id],
+                        attachments.get(touch.target.id, ()),
                     )
                     for touch in planned.touches
                 ]
@@ -223,7 +244,11 @@ def plan_events(
                     for touch in planned.touches
                     if event_of[touch.target.id] in codes
                 )
-                batch.sample = batch.sample or next(iter(texts.values()), None)
+                if batch.sample is None and texts:
+                    first_id = next(iter(texts))
+                    batch.sample = with_cards(
+                        texts[first_id], attachments.get(first_id, ()), get_settings().sop_dir
+                    )
                 _merge(batch.planned, planned)
     return batch
 

@@ -9,10 +9,13 @@ from croniter import croniter
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from channels.attachments import loads
 from core.clock import local
+from core.settings import get_settings
 from models.deliveries import Occurrence, to_send
 from models.delivery import Delivery, Message
 from models.people import CustomerGroup
+from soplang.attachment_render import with_cards
 from soplang.spec import SopSpec
 
 # How a manual run of one occurrence is started (the deployments sopflow generates).
@@ -126,7 +129,7 @@ def first_text_to_send(occurrence: Occurrence, *, session: Session) -> Sample | 
     """The recorded text of the audience's first touch still to send, or None (touches waiting
     for quiet hours get their text from the run that sends them)."""
     first = session.execute(
-        select(Delivery.target_kind, Delivery.target_id, Message.content)
+        select(Delivery.target_kind, Delivery.target_id, Message.content, Message.attachments)
         .join(Message, col(Message.id) == col(Delivery.message_id))
         .where(*to_send(occurrence))
         .order_by(func.coalesce(Delivery.group_id, Delivery.customer_id))  # the audience's first
@@ -134,7 +137,8 @@ def first_text_to_send(occurrence: Occurrence, *, session: Session) -> Sample | 
     ).first()
     if first is None:
         return None
-    kind, target_id, text = first
+    kind, target_id, text, attachments = first
+    text = with_cards(text, loads(attachments), get_settings().sop_dir)
     return Sample(text, target_label(kind, target_id, session=session))
 
 

@@ -24,8 +24,9 @@ SPENT = {
 UNANSWERED_WELCOME = "no answer to send_welcome_msg; WeCom cannot be asked, so never resent"
 
 
-def welcome_sender(channel: Channel) -> Callable[[str, str], Any] | None:
-    """The channel's send_welcome_msg(code, text), when it has one (the WeCom client does)."""
+def welcome_sender(channel: Channel) -> Callable[..., Any] | None:
+    """The channel's send_welcome_msg(code, text, attachments), when it has one (the WeCom
+    client does)."""
     found = getattr(channel, "send_welcome_msg", None)
     return found if callable(found) else None
 
@@ -64,7 +65,7 @@ def dispatch_events(
 
 
 def _send_one(
-    send: Callable[[str, str], Any], touch: Composed, code: str, outcomes: Outcomes
+    send: Callable[..., Any], touch: Composed, code: str, outcomes: Outcomes
 ) -> ChannelError | None:
     with session_scope() as session:
         outcomes.write(session)
@@ -77,7 +78,7 @@ def _send_one(
     ids = [touch.delivery_id]
     outcomes.result.calls += 1
     try:
-        send(code, touch.content)
+        send(code, touch.content, *([touch.attachments] if touch.attachments else []))
     except ChannelError as error:
         if error.errcode in SPENT:
             reason = f"{SPENT[error.errcode]} ({error.errcode}); not re-sent as a mass message"

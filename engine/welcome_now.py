@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from channels import get_channel
 from channels.base import Channel
+from channels.media import use_media_store
 from core.clock import local_today
 from core.settings import get_settings
 from engine.events import Claim, claimed_events, complete, release
@@ -23,6 +24,7 @@ from engine.triggers import plan_events
 from engine.welcome import dispatch_events
 from models.db import session_scope
 from models.delivery import Delivery
+from models.media import MediaUploads
 from soplang.folder import sop_files
 from soplang.selection import trigger_sops
 from soplang.spec import SopSpec
@@ -70,6 +72,13 @@ class TriggerSops:
         return self._specs.get(kind, [])
 
 
+def _wecom_channel() -> Channel:
+    """The settings' channel, its attachment files' media ids kept in the database."""
+    channel = get_channel(get_settings())
+    use_media_store(channel, MediaUploads())
+    return channel
+
+
 def _row_outcome(spec: SopSpec, step: str, event_id: int) -> str:
     """The event's Delivery row for the step, as `status` or `status: reason`."""
     prefix = f"{spec.id}:{step}:event-{event_id}:"
@@ -93,7 +102,7 @@ class WelcomeAnswerer:
         make_channel: Callable[[], Channel] | None = None,
         sops: Callable[[str], list[SopSpec]] | None = None,
     ) -> None:
-        self._make_channel = make_channel or (lambda: get_channel(get_settings()))
+        self._make_channel = make_channel or _wecom_channel
         self._channel: Channel | None = None
         self._sops = sops or TriggerSops()
 

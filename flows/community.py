@@ -23,6 +23,8 @@ from flows.pipeline import (
     unsettled_failure,
 )
 from soplang.selection import runs_that_day
+from soplang.staff_audience import MOMENTS
+from tasks.moments import send_moments_task
 from tasks.outcomes import publish_not_today
 from tasks.sops import load_sop_by_id
 
@@ -56,6 +58,10 @@ def community_sop(
     if not runs_that_day(spec, day):
         publish_not_today(spec.id, spec.title, day, spec.schedule.days)
         return []
+    if spec.channel == MOMENTS:
+        # 朋友圈: one moment task per step for the chosen staff (engine/moments.py).
+        moments = [send_moments_task(spec, step, day) for step in spec.step_names]
+        return unsettled_failure(moments) or moments
     slot = deal_slot(spec)
     summaries: list[dict[str, Any]] = []
     errors: list[str] = []

@@ -16,6 +16,7 @@ from engine.results import unknown_message
 from flows.pipeline import failed_run
 from tasks.birthdays import record_birthdays_task
 from tasks.caps import reserve_day_task
+from tasks.moments import collect_moments_task
 from tasks.results import collect_results_task
 from tasks.sops import load_all_sops
 
@@ -71,6 +72,8 @@ def plan_day(day: dt.date | None = None, now: dt.datetime | None = None) -> dict
 def collect_results(now: dt.datetime | None = None) -> dict[str, int] | State[Any]:
     """Move sent rows to delivered / not a friend / over limit / unconfirmed / unknown; remind staff."""
     totals = collect_results_task(now)
+    # 朋友圈: which staff posted their moments, reminders to the rest (engine/moments_results.py).
+    totals.update(collect_moments_task(now))
     create_table_artifact(
         key="collect-results",
         table=[{"outcome": outcome, "rows": rows} for outcome, rows in sorted(totals.items())],

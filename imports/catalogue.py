@@ -14,6 +14,7 @@ from imports.people import _Single
 from imports.upsert import upsert
 from models.commerce import Campaign, CampaignItem, Deal, Product
 from models.vocab import CATEGORIES, DEAL_SLOTS
+from soplang.attachment_spec import is_url, path_problem
 from soplang.filters import yuan
 
 PRODUCT: Table = Product.__table__  # type: ignore[attr-defined]
@@ -37,17 +38,29 @@ def _check_skus(items: list[Item], ctx: Context, session: Session) -> dict[str, 
     return found
 
 
+def _picture(value: object) -> str:
+    """A product photo: a URL, or a file under the SOP folder such as media/eggs.jpg."""
+    picture = values.text(value, max_length=512)
+    problem = None if is_url(picture) else path_problem(picture)
+    if problem:
+        raise RowError(problem)
+    return picture
+
+
 class Products(_Single):
     name = "products"
 
     def parse(self, cells: Cells, ctx: Context) -> Any:
-        return {
+        record = {
             "sku": cells.need("sku", text(32)),
             "name": cells.need("name", text(128)),
             "category": cells.need("category", one_of(CATEGORY_NAMES, "category")),
             "unit": cells.need("unit", text(8)),
             "list_price_fen": cells.need("list_price", values.money),
         }
+        if "picture" in cells.cells:  # a file without the column keeps the pictures it had
+            record["picture"] = cells.get("picture", _picture)
+        return record
 
     def key(self, record: Any) -> Any:
         return record["sku"]

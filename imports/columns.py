@@ -45,6 +45,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         _c("category", "品类", "类目", "分类", help="fresh|baby|… or 生鲜|母婴|…"),
         _c("unit", "单位", "规格单位"),
         _c("list_price", "price", "售价", "零售价", "原价", help="yuan"),
+        _c("picture", "图片", "商品图片", "主图", required=False, help="URL or media/ file"),
     ),
     "members": (
         _c("member_no", "会员号", "会员编号", "会员卡号"),

@@ -20,6 +20,8 @@ class Product(SQLModel, table=True):
     category: str = Field(max_length=16, index=True)  # a key of models.vocab.CATEGORIES
     unit: str = Field(max_length=8)  # 斤, 盒, 瓶 …
     list_price_fen: int
+    # The product photo: a URL, or a file under the SOP folder (media/eggs.jpg); `deal.picture`.
+    picture: str | None = Field(default=None, max_length=512)
 
 
 class Deal(SQLModel, table=True):

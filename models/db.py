@@ -23,9 +23,12 @@ def all_tables() -> type[SQLModel]:
     from models import (  # noqa: F401
         callbacks,  # noqa: F401
         commerce,
+        coupons,  # noqa: F401
         delivery,
         directory,  # noqa: F401
+        media,  # noqa: F401
         members,  # noqa: F401
+        partitions,  # noqa: F401
         people,
         restraint,
         review,
@@ -48,6 +51,7 @@ def make_engine(url: str, *, foreign_keys: bool = True) -> Engine:
         pragmas = partial(_sqlite_pragmas, busy_ms=int(busy * 1000), foreign_keys=foreign_keys)
         event.listen(engine, "connect", pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "checkin", _sqlite_checkin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
@@ -62,11 +66,17 @@ def _sqlite_pragmas(
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
-    # Bulk writes of a whole batch touch thousands of index pages: keep them in memory until the
-    # commit (64 MB per connection) and checkpoint the WAL in bigger steps.
-    cursor.execute("PRAGMA cache_size=-65536")
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    cursor.execute(f"PRAGMA cache_size=-{IDLE_CACHE_KB:d}")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")  # checkpoint the WAL in bigger steps
     cursor.close()
+
+
+# Bulk writes of a whole batch touch thousands of index pages: a write transaction keeps them in
+# memory until its commit. Reads, and connections idle in the pool, get by with a few MB (pages
+# come back from the OS's file cache), else every pooled connection keeps its own 64 MB of pages
+# (the pool hands them out in turn) and the worker's memory grows with the database (#17).
+WRITE_CACHE_KB = 65536
+IDLE_CACHE_KB = 4096
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -74,7 +84,15 @@ def _sqlite_begin(connection: Any) -> None:
     # fails at once with "database is locked" when another connection wrote in between, instead
     # of waiting for busy_timeout. Read-only sessions read a snapshot and never wait for writers.
     readonly = connection.get_execution_options().get(READONLY, False)
+    if not readonly:
+        connection.exec_driver_sql(f"PRAGMA cache_size=-{WRITE_CACHE_KB:d}")
     connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def _sqlite_checkin(dbapi_connection: Any, _record: Any) -> None:
+    # Back in the pool (its transaction ended): give a write transaction's pages back.
+    if dbapi_connection is not None:
+        dbapi_connection.execute(f"PRAGMA cache_size=-{IDLE_CACHE_KB:d}")
 
 
 @lru_cache(maxsize=4)

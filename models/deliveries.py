@@ -174,11 +174,18 @@ def store_message(
     """The id of the Message row holding `content` (and `attachments`), created on first use."""
     content_hash = message_hash(content, attachments)
     row = {"content_hash": content_hash, "content": content, "created_at": now or utcnow()}
-    insert_ignoring_duplicates(
-        session,
-        Message.__table__,  # type: ignore[attr-defined]
-        [{**row, "attachments": attachments}],
-    )
+    table, rows = Message.__table__, [{**row, "attachments": attachments}]  # type: ignore[attr-defined]
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Committed at once, on a connection of its own: batches recorded at the same time (threads,
+        # runners of one occurrence) meet the same texts in different orders, and inserting them
+        # inside their long transactions deadlocks on the unique hash. A Message is immutable and
+        # shared, so one kept after its batch failed is harmless. (SQLite's one writer: not there.)
+        with Session(bind.engine) as own:
+            insert_ignoring_duplicates(own, table, rows)
+            own.commit()
+    else:
+        insert_ignoring_duplicates(session, table, rows)
     return int(
         session.execute(
             select(Message.id).where(col(Message.content_hash) == content_hash)
@@ -208,6 +215,27 @@ def set_status(
     changed = 0
     for part in chunked(ids):
         changed += int(update_rows(session, part, values, only_from=states).rowcount or 0)
+    return changed
+
+
+def settle_claimed(
+    delivery_ids: Iterable[int],
+    status: DeliveryStatus,
+    *,
+    session: Session,
+    flow_run_id: str | None,
+    **values: Any,
+) -> int:
+    """Write a call's outcome to the rows it sent: only rows still `sending` and claimed by
+    `flow_run_id` (when given). A row another runner reconciled or claimed again since (this
+    runner's lease lapsed mid-call) is left as that runner wrote it. Returns rows changed."""
+    ids = list(delivery_ids)
+    values = {"status": status.value, "updated_at": utcnow(), **values}
+    sending = [DeliveryStatus.SENDING.value]
+    changed = 0
+    for part in chunked(ids):
+        result = update_rows(session, part, values, only_from=sending, claimed_by=flow_run_id)
+        changed += int(result.rowcount or 0)
     return changed
 
 

@@ -18,6 +18,7 @@ from review.directory import Directory
 from review.holdout import uplift
 from review.kpis import KPIS, headline_values, judge, kpi_labels
 from review.model import Review, Row, Uplift
+from review.moments import moments_posting
 from review.outcomes import attributed_grain, daily_series, outcome_grain
 from review.period import Period
 from review.staff import staff_confirmation
@@ -119,6 +120,7 @@ def build_review(
         )
         review.daily = daily_series(session, period, sop_id, measures.outcomes)
         review.staff_confirmation = staff_confirmation(session, measures.outcomes)
+        review.tables["moments"] = moments_posting(session, period, sop_id)  # 朋友圈 per store
     for row in review.staff_confirmation:
         row["staff_name"] = measures.directory.staff_name(row["sender"])
     review.skip_reasons = skip_reasons(measures.outcomes)

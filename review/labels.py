@@ -135,6 +135,7 @@ BREAKDOWN_TITLES: dict[str, Label] = {
     "store": Label("按门店", "by store"),
     "staff": Label("按员工", "by staff member"),
     "day": Label("按日期", "by day"),
+    "moments": Label("朋友圈发表率(按门店)", "moments posting rate by store"),
 }
 
 MARKS = {True: "✓ 达标 met", False: "✗ 未达标 missed"}

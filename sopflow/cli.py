@@ -8,6 +8,7 @@ from sopflow import cli_import, cli_local, cli_outbox, cli_prefect, cli_report, 
 from sopflow.cli_callback import callback
 from sopflow.cli_campaign import campaign_app
 from sopflow.cli_event import event_app
+from sopflow.cli_group_welcome import group_welcome
 from sopflow.cli_sync import sync
 from sopflow.cli_unknown import unknown_app
 
@@ -25,6 +26,7 @@ app.command("deployments")(cli_prefect.deployments)
 app.command("prefect-setup")(cli_prefect.prefect_setup)
 app.command("report")(cli_report.report)
 app.command("sync")(sync)
+app.command("group-welcome")(group_welcome)
 app.command("up")(cli_local.up)
 
 app.add_typer(cli_local.db_app, name="db")

@@ -40,6 +40,18 @@ PROMOTION_STEP = {
     "work_pool": {"name": WORK_POOL},
 }
 
+# One occurrence, many workers: with SOPFLOW_OCCURRENCE_WORKERS > 1 an occurrence's run starts
+# that many runners less one as runs of this deployment (flows/partitioned.py); no schedule.
+PARTITION_RUNNER = {
+    "name": "sopflow-partition-runner",
+    "description": "A runner of a large occurrence's partitions (id ranges, then senders' "
+    "buckets); started by the occurrence's own run when SOPFLOW_OCCURRENCE_WORKERS > 1",
+    "entrypoint": "flows/partition_runner.py:partition_runner",
+    "tags": ["runner"],
+    "parameters": {},
+    "work_pool": {"name": WORK_POOL},
+}
+
 
 # Lifecycle SOPs: one deployment per step, `<sop-id>-<step>`, daily at the step's `send_at`; each
 # run sends the step to the customers who entered the stage `after` days before (flows/lifecycle.py).
@@ -191,7 +203,8 @@ def managed_entrypoints() -> list[str]:
     removes them), and no others."""
     housekeeping = [str(entry["entrypoint"]) for entry in HOUSEKEEPING]
     promotion = str(PROMOTION_STEP["entrypoint"])
-    return sorted({*ENTRYPOINTS.values(), LIFECYCLE_ENTRYPOINT, promotion, *housekeeping})
+    runner = str(PARTITION_RUNNER["entrypoint"])
+    return sorted({*ENTRYPOINTS.values(), LIFECYCLE_ENTRYPOINT, promotion, runner, *housekeeping})
 
 
 def prefect_document(specs: Sequence[Any], sop_root: Path) -> dict[str, Any]:
@@ -207,7 +220,7 @@ def prefect_document(specs: Sequence[Any], sop_root: Path) -> dict[str, Any]:
             for entry in deployments_for(s, sop_root)
         ]
         # Copies: a caller may change its document without changing the next one.
-        + copy.deepcopy([PROMOTION_STEP, *HOUSEKEEPING]),
+        + copy.deepcopy([PROMOTION_STEP, PARTITION_RUNNER, *HOUSEKEEPING]),
     }
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from channels.emulator.coupons import DEFAULT_SECRET as COUPON_SECRET
+from channels.emulator.coupons import ISSUE as COUPON_ISSUE
 from core.settings import PROJECT_ROOT, get_settings
 from orchestration.prefect_objects import HEARTBEAT_SECONDS
 
@@ -134,6 +136,10 @@ def choose_channel(stack: Stack) -> str:
         WECOM_CORP_ID="demo-corp",
         WECOM_CORP_SECRET="demo-secret",
     )
+    if not get_settings().coupon_url:  # the emulator's coupon system stands in for the chain's
+        stack.env.update(
+            SOPFLOW_COUPON_URL=base + COUPON_ISSUE, SOPFLOW_COUPON_SECRET=COUPON_SECRET
+        )
     return f"the local WeCom emulator at {base}"
 
 

@@ -188,6 +188,13 @@ VARIABLES: tuple[Variable, ...] = (
         kinds=("trigger",),
         on=("complaint.opened", "complaint.updated", "complaint.closed"),
     ),
+    Variable(
+        "coupon",
+        "the coupon the chain issued for this touch (only in a step with `issue:`)",
+        {"code": "QW8K2M9X", "expires": dt.date(2026, 12, 1)},
+        kinds=("trigger",),
+        channels=("customer",),
+    ),
 )
 
 # One line per field, in Chinese for ops; `[]` marks each element of a list.
@@ -216,7 +223,10 @@ FIELD_DOCS: dict[str, str] = {
     "deals[].product.unit": "单位(斤、盒 …)",
     "deals[].product.category": "品类代码",
     "deals[].product.sku": "商品编码",
+    "deals[].product.picture": "商品图片:网址或 media/ 下的文件;没有时为空字符串",
     "deals[].name": "商品名(同 product.name)",
+    "deals[].sku": "商品编码(同 product.sku)",
+    "deals[].picture": "商品图片(同 product.picture),可作图片附件",
     "deals[].unit": "单位(同 product.unit)",
     "deals[].price": "特价,分",
     "deals[].list_price": "原价,分",
@@ -232,7 +242,10 @@ FIELD_DOCS: dict[str, str] = {
     "items[].product.unit": "单位",
     "items[].product.category": "品类代码",
     "items[].product.sku": "商品编码",
+    "items[].product.picture": "商品图片:网址或 media/ 下的文件;没有时为空字符串",
     "items[].name": "商品名(同 product.name)",
+    "items[].sku": "商品编码(同 product.sku)",
+    "items[].picture": "商品图片(同 product.picture),可作图片附件",
     "items[].unit": "单位",
     "items[].price": "活动价,分",
     "items[].list_price": "原价,分",
@@ -268,6 +281,8 @@ FIELD_DOCS: dict[str, str] = {
     "complaint.id": "投诉单号",
     "complaint.summary": "投诉摘要(可能为空)",
     "complaint.level": "紧急程度(normal/high/urgent)",
+    "coupon.code": "券码(连锁券系统发给这位客户的,文案里必须出现)",
+    "coupon.expires": "券的到期日(本地日期)",
 }
 # Lists whose elements have the same fields as another documented list.
 _SAME_AS = {"stats.sold_out", "stats.items_left"}

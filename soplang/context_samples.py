@@ -6,7 +6,8 @@ from typing import Any
 
 
 def _product(name: str, unit: str, category: str, sku: str) -> dict[str, Any]:
-    return {"name": name, "unit": unit, "category": category, "sku": sku}
+    picture = f"https://img.example.com/products/{sku}.jpg"  # a URL, or a file under media/
+    return {"name": name, "unit": unit, "category": category, "sku": sku, "picture": picture}
 
 
 def _priced(product: dict[str, Any], price: int, list_price: int) -> dict[str, Any]:
@@ -14,6 +15,8 @@ def _priced(product: dict[str, Any], price: int, list_price: int) -> dict[str, A
     return {
         "product": product,
         "name": product["name"],
+        "sku": product["sku"],
+        "picture": product["picture"],
         "unit": product["unit"],
         "price": price,
         "list_price": list_price,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from soplang.problems import ParsedSop
 from soplang.spec import IMPLICIT_STEP, SopSpec, did_you_mean
+from soplang.staff_audience import check_moments_rules
 
 
 def check_kind_rules(spec: SopSpec, parsed: ParsedSop) -> None:
@@ -40,7 +41,9 @@ def check_kind_rules(spec: SopSpec, parsed: ParsedSop) -> None:
         )
     if spec.kind == "community" and spec.channel == "customer":
         _check_customer_rhythm(spec, parsed)
-    _check_audience(spec, parsed)
+    check_moments_rules(spec, parsed)
+    if spec.channel != "moments":
+        _check_audience(spec, parsed)
     for index in range(len(spec.step_list)):
         _check_step_timing(spec, index, parsed)
 
@@ -127,7 +130,8 @@ def _check_step_timing(spec: SopSpec, index: int, parsed: ParsedSop) -> None:
         _check_trigger_wait(spec, index, keys, parsed)
     else:
         for key in ("unless", "robot"):
-            if getattr(step, key):
+            # A moments step's robot reminds the staff who have not posted (engine/moments_results.py).
+            if getattr(step, key) and not (key == "robot" and spec.channel == "moments"):
                 parsed.add(
                     spec.line_of(*keys, key),
                     f"`{key}` is only for trigger steps; remove it from {spec.kind} step "

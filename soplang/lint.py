@@ -13,7 +13,10 @@ from jinja2 import TemplateSyntaxError
 from core import clock
 from core.settings import get_settings
 from soplang.calendar_file import CALENDAR_FILE, horizon_warning, read_calendar
+from soplang.coupon_rules import check_coupons
 from soplang.folder import duplicate_id_problems, sop_files
+from soplang.group_welcome import group_welcome_problems
+from soplang.lint_attachments import check_attachments
 from soplang.lint_steps import MAX_BYTES, check_step, frame_of
 from soplang.needs import check_needs
 from soplang.parse import parse_sop
@@ -108,6 +111,8 @@ def _file_problems(parsed: ParsedSop) -> None:
     if spec is not None:
         _spec_warnings(parsed, spec)
         check_needs(spec, parsed)
+        check_attachments(spec, parsed)
+        check_coupons(spec, parsed)
 
 
 def _spec_warnings(parsed: ParsedSop, spec: SopSpec) -> None:
@@ -156,10 +161,12 @@ def lint_paths(paths: str | Path | Iterable[str | Path]) -> list[Problem]:
 
 def _calendar_file_problems(paths: str | Path | Iterable[str | Path]) -> list[Problem]:
     """The problems of each linted folder's calendar.yaml (holidays and 调休 per year), tiers.yaml
-    and tags.yaml (member tiers and automatic tags)."""
+    and tags.yaml (member tiers and automatic tags) and group-welcome.yaml (进群欢迎语)."""
     folders = [paths] if isinstance(paths, str | Path) else list(paths)
     found = [
-        read_calendar(Path(f) / CALENDAR_FILE)[1] + derive_file_problems(Path(f))
+        read_calendar(Path(f) / CALENDAR_FILE)[1]
+        + derive_file_problems(Path(f))
+        + group_welcome_problems(Path(f))
         for f in folders
         if Path(f).is_dir()
     ]

@@ -27,7 +27,8 @@ from soplang.template_check import field_problems
 from soplang.template_scan import used_paths, variable_uses
 
 # WeCom limits on one text message, in UTF-8 bytes: add_msg_template text.content, robot text.
-MAX_BYTES = {"customer": 4000, "group": 4000, "robot": 2048}
+# Moments: WeCom counts 2,000 characters; 2,000 bytes is never more (engine/moments.py).
+MAX_BYTES = {"customer": 4000, "group": 4000, "robot": 2048, "moments": 2000}
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,13 @@ from pydantic import (
 
 from core.clock import DAY_RULES
 from models.vocab import CATEGORIES, GENDERS, STAGES, THEMES, TIERS
+from soplang.attachment_spec import Attachments
+from soplang.coupon_spec import CouponIssue
+from soplang.cron import cron_problem
+from soplang.staff_audience import StaffAudience
 
 KINDS = ("community", "promotion", "lifecycle", "trigger")
-CHANNELS = ("group", "customer", "robot")
+CHANNELS = ("group", "customer", "robot", "moments")
 PRIORITIES = ("service", "high", "normal", "low")
 TRIGGER_EVENTS = (
     "contact.added",
@@ -126,57 +130,6 @@ def _timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-_CRON_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
-)
-_CRON_NAMES = {
-    "month": "jan feb mar apr may jun jul aug sep oct nov dec".split(),
-    "day of week": "sun mon tue wed thu fri sat".split(),
-}
-_CRON_ATOM = re.compile(r"^(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/(\d+))?$")
-
-
-def cron_problem(expression: str) -> str | None:
-    """What is wrong with a five-field cron expression, in plain words, or None when it is fine."""
-    fields = str(expression).split()
-    if len(fields) != 5:
-        return (
-            f"cron `{expression}` has {len(fields)} fields; write 5: minute hour day-of-month "
-            'month day-of-week, e.g. "30 8 * * *" for 08:30 every day'
-        )
-    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
-        problem = _cron_field_problem(text.lower(), name, low, high)
-        if problem:
-            return f"cron `{expression}`: {problem}"
-    return _croniter_problem(expression)
-
-
-def _cron_field_problem(text: str, name: str, low: int, high: int) -> str | None:
-    for part in text.split(","):
-        match = _CRON_ATOM.match(part)
-        if not match:
-            return f"`{text}` is not a valid {name}"
-        for bound in match.group(1).split("-"):
-            if bound == "*":
-                continue
-            if bound in _CRON_NAMES.get(name, ()):
-                continue
-            if not bound.isdigit() or not low <= int(bound) <= high:
-                return f"{name} `{bound}` is out of range {low}-{high}"
-    return None
-
-
-def _croniter_problem(expression: str) -> str | None:
-    """A second opinion from croniter, the parser Prefect's cron schedules use."""
-    from croniter import croniter
-
-    return None if croniter.is_valid(expression) else f"cron `{expression}` is not valid"
-
-
 StrList = Annotated[list[Annotated[str, AfterValidator(_non_empty)]], BeforeValidator(_as_list)]
 Stage = Annotated[str, AfterValidator(_one_of(STAGES, "stage", STAGES))]
 Tier = Annotated[str, AfterValidator(_one_of(TIERS, "tier", TIERS))]
@@ -256,6 +209,7 @@ class CustomerAudience(_Strict):
 class Audience(_Strict):
     groups: GroupAudience | None = None
     customers: CustomerAudience | None = None
+    staff: StaffAudience | None = None  # channel: moments
 
 
 class Approval(_Strict):
@@ -293,6 +247,10 @@ class Step(_Strict):
     # Trigger steps: answer only events whose payload matches, e.g. {streak: [7, 14, 30]}
     # (soplang/event_payloads.py says which fields each event offers).
     when: dict[str, int | str | list[int | str]] | None = None
+    # Up to 9 images, links, mini-program cards, videos or files sent with the text.
+    attachments: Attachments = []
+    # 1:1 trigger steps: a coupon the chain issues first (soplang/coupon_spec.py).
+    issue: CouponIssue | None = None
 
     @field_validator("name")
     @classmethod

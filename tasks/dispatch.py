@@ -13,11 +13,13 @@ from prefect.concurrency.sync import concurrency
 
 from channels import get_channel
 from channels.base import Channel
+from channels.media import use_media_store
 from core.errors import ChannelTransient
 from core.settings import get_settings
 from engine.dispatch import DispatchResult, dispatch_plan, send_pending
 from engine.timing import timed
 from models.deliveries import Occurrence
+from models.media import MediaUploads
 from orchestration.prefect_objects import CALL_LIMIT, ensure_prefect_objects_once
 
 
@@ -52,6 +54,7 @@ def open_channel() -> Iterator[Channel]:
     renewal only warns, since stopping mid-send would leave rows `sending`.
     """
     channel = get_channel(get_settings())
+    use_media_store(channel, MediaUploads())  # one upload per file per 3 days across workers
     try:
         sends_to_wecom = channel.name == "wecom"
         if sends_to_wecom:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from channels.emulator import WeComEmulator
+from channels.emulator.coupons import ISSUE as COUPON_ISSUE
 from core.settings import reset_settings
 from models import db
 from orchestration.quiet_server import quiet_server
@@ -140,5 +141,7 @@ def use_emulator(server: WeComEmulator, monkeypatch: pytest.MonkeyPatch) -> WeCo
     monkeypatch.setenv("WECOM_API_BASE", server.url)
     monkeypatch.setenv("WECOM_CORP_ID", "test-corp")
     monkeypatch.setenv("WECOM_CORP_SECRET", "test-secret")
+    monkeypatch.setenv("SOPFLOW_COUPON_URL", server.url + COUPON_ISSUE)  # its coupon system
+    monkeypatch.setenv("SOPFLOW_COUPON_SECRET", server.coupons.secret)
     reset_settings()
     return server

@@ -8,7 +8,14 @@ Endpoints (WeCom's JSON shapes; see channels/EMULATOR.md):
     POST /cgi-bin/externalcontact/get_groupmsg_list_v2
     POST /cgi-bin/externalcontact/remind_groupmsg_send
     POST /cgi-bin/externalcontact/cancel_groupmsg_send
+    POST /cgi-bin/externalcontact/add_moment_task       (moments, `moments.py`)
+    GET  /cgi-bin/externalcontact/get_moment_task_result?jobid=
+    POST /cgi-bin/externalcontact/get_moment_list
+    POST /cgi-bin/externalcontact/get_moment_task
     POST /cgi-bin/webhook/send                        (group robots, `?key=`)
+    POST /coupons/issue                               (the chain's coupon system, coupons.py)
+    POST /cgi-bin/media/upload, /cgi-bin/media/uploadimg (multipart; `media.py`)
+    POST /cgi-bin/externalcontact/group_welcome_template/add|edit|get|del (`group_welcome.py`)
 Admin: POST /emulator/config (JSON merge), GET /emulator/state, POST /emulator/reset,
 POST /emulator/names (display names). Pages: GET / and /emulator/outbox (sent messages, HTML).
 

@@ -56,6 +56,13 @@ class EmulatorConfig:
     robot_keys: list[str] | None = None  # valid webhook keys (None: any); others → 93000
     robot_disabled_keys: list[str] = field(default_factory=list)  # → 93004
     robot_per_minute: int | None = 20  # posts per robot per sliding minute; more → 45009
+    # Mini-program appids linked to the company (None: any); an attachment with another → 90206.
+    linked_appids: list[str] | None = None
+    # Moments (channels/emulator/moments.py): who posts their task (None: everyone), how many
+    # polls a job answers "running" first, and senders WeCom refuses (invalid_sender_list).
+    moment_posters: list[str] | None = None
+    moment_running_polls: int = 0
+    moment_invalid_senders: list[str] = field(default_factory=list)
 
     def merged(self, changes: JsonDict) -> EmulatorConfig:
         """A copy with `changes` applied; unknown keys raise `KeyError`."""

@@ -22,9 +22,13 @@ from channels.emulator.config import (
     EmulatorConfig,
     JsonDict,
 )
+from channels.emulator.coupons import CouponEmulator
 from channels.emulator.directory import ADMIN as DIRECTORY_ADMIN
 from channels.emulator.directory import DIRECTORY_ROUTES, DirectoryApi
+from channels.emulator.group_welcome import GROUP_WELCOME_ROUTES
 from channels.emulator.html import error_page, render
+from channels.emulator.media import MEDIA_ROUTES, MediaBook, read_body
+from channels.emulator.moments import MOMENT_ROUTES
 from channels.emulator.persistence import MemoryStore, SqliteStore
 from channels.emulator.sent import QueryError, SentQuery, sent_page
 from channels.emulator.server import EmulatorServer
@@ -63,6 +67,7 @@ class WeComEmulator(MassMessages, DirectoryApi):
         self._lock = threading.RLock()
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
+        self.coupons = CouponEmulator(clock=clock)  # the chain's coupon system, /coupons/
         self._counters()
         snapshot = self.store.load(self.clock())
         self.remember(snapshot)
@@ -135,6 +140,9 @@ class WeComEmulator(MassMessages, DirectoryApi):
             self.config = copy.deepcopy(self._initial)
             self._counters()
             self.forget()
+            self._media_book = MediaBook()
+            self._group_welcome_templates: dict[str, JsonDict] = {}
+            self.coupons.reset()
 
     def state(self) -> JsonDict:
         """Recorded messages, call counts and the config (secret masked)."""
@@ -222,7 +230,7 @@ class WeComEmulator(MassMessages, DirectoryApi):
                 if path not in UNAUTHENTICATED:
                     self.check_rate(path, self.config.rate_limit_per_minute)
                     self._check_token(query.get("access_token"))
-                answer = {"errcode": 0, "errmsg": "ok", **route(self, query, parse_json(body))}
+                answer = {"errcode": 0, "errmsg": "ok", **route(self, query, read_body(path, body))}
                 if path not in UNAUTHENTICATED and self.config.lose_answer_next > 0:
                     self.config.lose_answer_next -= 1
                     self.store.save_config(self.config.persisted())
@@ -310,5 +318,8 @@ ROUTES: dict[tuple[str, str], Route] = {
 ROUTES.update(WELCOME_ROUTES)  # welcome messages with the WelcomeCode of a callback
 ROUTES.update(DIRECTORY_ROUTES)  # the directory: follow users, contacts, groups, corp tags
 ROUTES.update(TAG_ROUTES)  # mark_tag and add_corp_tag (channels/emulator/tags.py)
+ROUTES.update(MEDIA_ROUTES)  # media/upload and media/uploadimg (channels/emulator/media.py)
+ROUTES.update(GROUP_WELCOME_ROUTES)  # group_welcome_template add/edit/get/del
+ROUTES.update(MOMENT_ROUTES)  # moments tasks (channels/emulator/moments.py)
 UNAUTHENTICATED = frozenset({GETTOKEN, WEBHOOK})  # no access_token, no plain faults
 PAGES = frozenset({"/", "/emulator/outbox"})  # the sent-messages page (HTML)

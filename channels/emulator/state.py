@@ -20,6 +20,7 @@ from channels.emulator.config import (
     EmulatorConfig,
     JsonDict,
 )
+from channels.emulator.media import check_attachments
 from channels.emulator.persistence import MemoryStore, Snapshot
 from channels.emulator.wire import (
     check_robot_message,
@@ -129,6 +130,7 @@ class MassMessages:
         sender = body.get("sender") or ""
         targets = targets_of(chat_type, body, sender)
         check_text(body)
+        check_attachments(self, body.get("attachments"))
         dead = set(self.config.deleted_ids) | set(self.config.unknown_ids)
         message = StoredMessage(
             msgid=f"msg{secrets.token_hex(12)}",

@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 import requests
 
 from channels.emulator.config import EXTERNALCONTACT, ApiError, JsonDict
+from channels.emulator.media import check_attachments
 from channels.emulator.wire import check_text
 from channels.wecom_crypto import CallbackCrypto
 
@@ -68,6 +69,7 @@ def send_welcome_msg(emulator: Any, _: dict[str, str], body: JsonDict) -> JsonDi
     welcome = book(emulator)
     code = body.get("welcome_code") or ""
     check_text(body)
+    check_attachments(emulator, body.get("attachments"))
     with welcome.lock:
         issued = welcome.codes.get(code)
         if issued is None or emulator.clock() - issued["issued_at"] > welcome.welcome_ttl:
@@ -81,6 +83,7 @@ def send_welcome_msg(emulator: Any, _: dict[str, str], body: JsonDict) -> JsonDi
                 "external_userid": issued["external_userid"],
                 "userid": issued["userid"],
                 "content": (body.get("text") or {}).get("content") or "",
+                "attachments": list(body.get("attachments") or []),
                 "sent_at": issued["used_at"],
             }
         )

@@ -115,9 +115,9 @@ def test_a_new_contact_gets_exactly_one_welcome_with_its_code_within_20_seconds(
 def with_follow_up(folder: Path) -> None:
     """The welcome SOP gains a second step three days later: the event has work for the drain."""
     path = folder / "triggers" / "welcome.md"
+    main = "  - {name: main, issue: {coupon: WELCOME-10}}\n"  # the shipped step, with its coupon
     text = path.read_text(encoding="utf-8").replace(
-        "priority: high\n",
-        "priority: high\nsteps:\n  - {name: main}\n  - {name: follow_up, after: 3d}\n",
+        main, main + "  - {name: follow_up, after: 3d}\n"
     )
     path.write_text(
         text + "\n## follow_up\n{{ customer.name }}您好，新人券还有4天到期～\n", "utf-8"

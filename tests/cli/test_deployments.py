@@ -17,6 +17,14 @@ SCHEDULES = {
     "member-day": ("flows/community.py:community_sop", "0 10 * * 3", "Asia/Shanghai"),
     "noon-topic": ("flows/community.py:community_sop", "0 12 * * *", "Asia/Shanghai"),
     "weekend-quiz": ("flows/community.py:community_sop", "0 15 * * *", "Asia/Shanghai"),
+    # 朋友圈 weekly plan (channel: moments): Mon 好物, Wed 会员日, Fri 食谱.
+    "moments-monday-product": ("flows/community.py:community_sop", "30 9 * * 1", "Asia/Shanghai"),
+    "moments-wednesday-member-day": (
+        "flows/community.py:community_sop",
+        "0 9 * * 3",
+        "Asia/Shanghai",
+    ),
+    "moments-friday-recipe": ("flows/community.py:community_sop", "0 17 * * 5", "Asia/Shanghai"),
     "classify-stages": ("flows/lifecycle.py:classify_stages", "0 0 * * *", "Asia/Shanghai"),
     "plan-day": ("flows/maintenance.py:plan_day", "5 0 * * *", "Asia/Shanghai"),
     "collect-results": ("flows/maintenance.py:collect_results", "*/30 * * * *", "Asia/Shanghai"),
@@ -37,6 +45,8 @@ SCHEDULES = {
     "churned-win-back-feedback": (LIFECYCLE, "0 11 * * *", "Asia/Shanghai"),
     # No schedule of its own: `sopflow campaign schedule` creates one run per campaign step.
     "promotion-step": ("flows/promotion.py:promotion_step", None, None),
+    # Started by a large occurrence's own run (SOPFLOW_OCCURRENCE_WORKERS > 1), never scheduled.
+    "sopflow-partition-runner": ("flows/partition_runner.py:partition_runner", None, None),
 }
 
 
@@ -55,7 +65,7 @@ def test_deployment_schedules_snapshot() -> None:
     sop_deployments = [
         d
         for d in document["deployments"]
-        if not {"housekeeping", "promotion", "lifecycle", "review"} & set(d["tags"])
+        if not {"housekeeping", "promotion", "lifecycle", "review", "runner"} & set(d["tags"])
     ]
     assert all(d["parameters"] == {"sop_id": d["name"]} for d in sop_deployments)
     lifecycle = [d for d in document["deployments"] if d["entrypoint"] == LIFECYCLE]

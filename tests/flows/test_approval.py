@@ -72,7 +72,7 @@ def approval_sop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[i
     def set_over(over: int) -> None:
         path = folder / "community" / "morning-price.md"
         text = path.read_text(encoding="utf-8")
-        path.write_text(text.replace("audience:\n", f"approval: {{over: {over}}}\naudience:\n", 1))
+        path.write_text(text.replace("audience:", f"approval: {{over: {over}}}\naudience:", 1))
 
     return set_over
 

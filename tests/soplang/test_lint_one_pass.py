@@ -10,6 +10,7 @@ import pytest
 from core.errors import SopDefinitionError
 from soplang.lint import lint_paths, main_lint
 from soplang.loader import load_sop
+from tests.soplang.lines import line_of
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "sop" / "community" / "morning-price.md").read_text(encoding="utf-8")
@@ -134,7 +135,8 @@ def test_a_variable_used_on_two_lines_is_reported_on_both(tmp_path: Path) -> Non
     )
     path = write(tmp_path, text, "morning-price.md")
 
-    assert [p.split(": error: ")[0] for p in lines(path)] == [f"{path}:15", f"{path}:19"]
+    first, last = line_of(GOOD, "{{ group.name }}"), line_of(GOOD, "{{ group.owner.name }}")
+    assert [p.split(": error: ")[0] for p in lines(path)] == [f"{path}:{first}", f"{path}:{last}"]
 
 
 def test_fields_read_only_to_test_or_default_them_are_not_errors(tmp_path: Path) -> None:
@@ -159,7 +161,7 @@ def test_a_broken_kind_checks_the_templates_against_every_kind(tmp_path: Path) -
     assert [(p.line, p.message.split(";")[0]) for p in problems] == [
         (4, "`kind`: unknown kind `comunity` (did you mean `community`?)"),
         (
-            15,
+            line_of(GOOD, "{{ weekday }}"),
             "variable `weekdya` is not available in step `main` of any SOP on channel group "
             "(did you mean `weekday`?)",
         ),
@@ -190,5 +192,5 @@ def test_templates_are_still_checked_when_the_yaml_does_not_parse(tmp_path: Path
 
     assert [(p.line, p.message.split(":")[0]) for p in problems] == [
         (3, "front matter is not valid YAML"),
-        (17, "`d.nme` does not exist (did you mean `name`?); `d` has"),
+        (line_of(GOOD, "{{ d.name }}"), "`d.nme` does not exist (did you mean `name`?); `d` has"),
     ]
