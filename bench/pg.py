@@ -23,8 +23,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import requests
@@ -32,7 +31,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import BIN, configure, free_port, peak_rss_mb  # noqa: E402
+from bench.run import BIN, configure, emulator_process, peak_rss_mb  # noqa: E402
 
 SOP, STEP = "bench-touch", "touch"
 BASE_DAY = dt.date(2026, 12, 7)
@@ -94,29 +93,6 @@ def bench(args: argparse.Namespace) -> int:
             runs.append(run(2, BASE_DAY + dt.timedelta(days=len(runs)), base, kill=True))
         report(runs, url)
     return 0
-
-
-@contextmanager
-def emulator_process() -> Iterator[str]:
-    """The WeCom emulator in a process of its own (its log is what duplicates are counted by)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "sopflow"), "emulator", "--memory", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                requests.get(f"{base}/emulator/state", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:

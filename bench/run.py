@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -187,25 +189,33 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sopflow-bench-") as tmp:
         workdir = Path(tmp)
         url, sop_dir = prepare(args, workdir)
-        port = free_port()
-        emulator = subprocess.Popen(
-            [str(BIN / "sopflow"), "emulator", "--memory", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    requests.get(f"{base}/emulator/state", timeout=1)
-                    break
-                except requests.RequestException:
-                    time.sleep(0.2)
+        with emulator_process() as base:
             configure(url, sop_dir, base)
             return measure(args, url, workdir, base)
-        finally:
-            emulator.terminate()
-            emulator.wait()
+
+
+@contextmanager
+def emulator_process() -> Iterator[str]:
+    """The WeCom emulator in a process of its own, at the base URL yielded (its log is what calls
+    and duplicates are counted by)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "sopflow"), "emulator", "--memory", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"{base}/emulator/state", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def measure(args: argparse.Namespace, url: str, workdir: Path, base: str) -> int:
