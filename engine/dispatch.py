@@ -256,7 +256,7 @@ def touches_of(ids: Sequence[int], *, session: Session) -> list[Composed]:
         row[0]: row
         for row in connection.execute(
             select(Delivery.id, Delivery.target_id, Delivery.sender, Delivery.message_id).where(
-                ids_in(ids)
+                ids_in(ids, connection)
             )
         )
     }

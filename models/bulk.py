@@ -41,14 +41,28 @@ def insert_ignoring_duplicates(
     session.execute(dialect_insert(session, table).on_conflict_do_nothing(), list(rows))
 
 
-def ids_in(ids: Iterable[int]) -> Any:
-    """`delivery.id IN (...)` with the ids written into the SQL: thousands of bound parameters
-    cost SQLAlchemy more than the UPDATE itself, and ints (checked) cannot carry SQL."""
-    return text(_ids_in_sql(ids))
+def ids_in(ids: Iterable[int], session: Session | Connection) -> Any:
+    """`delivery.id IN (...)` for a SELECT on `session`'s database (see `_ids_in_sql`)."""
+    sql, params = _ids_in_sql(ids, _dialect_name(session), ":ids")
+    return text(sql).bindparams(ids=params[0]) if params else text(sql)
 
 
-def _ids_in_sql(ids: Iterable[int]) -> str:
-    return f"delivery.id IN ({', '.join(map(str, map(int, ids))) or 'NULL'})"
+def _dialect_name(bind: Session | Connection) -> str:
+    return str(bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name)
+
+
+def _ids_in_sql(ids: Iterable[int], dialect_name: str, mark: str) -> tuple[str, list[str]]:
+    """`delivery.id IN (...)` and its parameters: thousands of bound parameters cost SQLAlchemy
+    more than the UPDATE itself, so the ids (ints, checked: they cannot carry SQL) go as text.
+
+    SQLite keeps each distinct statement's compiled program per connection (the last 128): with
+    the ids written into the SQL, every id list would be a new program of ~1 MB, and a pool of
+    connections would hold hundreds of MB, more the larger the occurrence (#17). There the list
+    is one JSON parameter of one statement."""
+    listed = ", ".join(map(str, map(int, ids)))
+    if dialect_name == "sqlite":
+        return f"delivery.id IN (SELECT value FROM json_each({mark}))", [f"[{listed}]"]
+    return f"delivery.id IN ({listed or 'NULL'})", []
 
 
 def update_rows(
@@ -73,7 +87,9 @@ def update_rows(
         params.append(bind(value) if bind else value)
     quote = dialect.identifier_preparer.quote
     statement = f"UPDATE delivery SET {', '.join(f'{quote(n)} = {mark}' for n in values)}"
-    statement += f" WHERE {_ids_in_sql(ids)}"
+    where, listed = _ids_in_sql(ids, dialect.name, mark)
+    statement += f" WHERE {where}"
+    params += listed
     if only_from:
         statement += f" AND delivery.status IN ({', '.join([mark] * len(only_from))})"
         params += only_from

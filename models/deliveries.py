@@ -267,7 +267,9 @@ def sendable_ids(delivery_ids: Iterable[int], *, session: Session) -> set[int]:
     for part in chunked(ids):
         found.update(
             session.execute(
-                select(Delivery.id).where(ids_in(part), col(Delivery.status).in_(_SENDABLE_STATES))
+                select(Delivery.id).where(
+                    ids_in(part, session), col(Delivery.status).in_(_SENDABLE_STATES)
+                )
             ).scalars()
         )
     return found
