@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 
 from channels.http import connect_failure, never_connected
 from core.errors import CouponNotIssued
@@ -19,6 +20,8 @@ TIMESTAMP_HEADER = "X-Sopflow-Timestamp"
 SIGNATURE_HEADER = "X-Sopflow-Signature"
 SIGNATURE_PREFIX = "sha256="
 MAX_SKEW_SECONDS = 300  # the receiver refuses timestamps further off than this (replays)
+MAX_ANSWER_BYTES = 64 * 1024  # an answer is a small JSON object; more is refused unread
+MAX_ID_CHARS = 64  # coupon_id and code as the coupon table keeps them
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -101,12 +104,38 @@ class CouponClient:
             TIMESTAMP_HEADER: stamp,
             SIGNATURE_HEADER: signature(self._secret, stamp, body),
         }
+        deadline = time.monotonic() + self.timeout[0] + self.timeout[1]
         try:
-            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
+            # No redirects: a 307 would carry the signed body to wherever it points.
+            response = self.session.post(
+                self.url, data=body, headers=headers, timeout=self.timeout,
+                allow_redirects=False, stream=True,
+            )  # fmt: skip
+            with response:
+                raw = _read_answer(response, deadline)
         except requests.RequestException as exc:
             raise CouponNotIssued(_transport_reason(exc, self.timeout)) from None
-        with response:
-            return _answer(response)
+        except urllib3.exceptions.HTTPError as exc:  # the body broke off or timed out
+            raise CouponNotIssued(
+                f"coupon system answer broke off ({type(exc).__name__})"
+            ) from None
+        return _answer(response.status_code, raw)
+
+
+def _read_answer(response: requests.Response, deadline: float) -> bytes:
+    """The answer's body, refused when over MAX_ANSWER_BYTES or still coming at `deadline` (a
+    server sending a byte a second never trips the read timeout by itself)."""
+    raw = b""
+    while chunk := response.raw.read1(8192, decode_content=True):  # whatever has come, at once
+        raw += chunk
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise CouponNotIssued(
+                f"coupon system answer is over {MAX_ANSWER_BYTES // 1024} KB; it should be a "
+                "small JSON object (docs/coupons.md)"
+            )
+        if time.monotonic() > deadline:
+            raise CouponNotIssued("coupon system answer still coming after the read timeout")
+    return raw
 
 
 def _transport_reason(exc: requests.RequestException, timeout: tuple[float, float]) -> str:
@@ -117,16 +146,20 @@ def _transport_reason(exc: requests.RequestException, timeout: tuple[float, floa
     return f"coupon system connection failed ({type(exc).__name__})"
 
 
-def _answer(response: requests.Response) -> IssuedCoupon:
-    status = response.status_code
+def _answer(status: int, raw: bytes) -> IssuedCoupon:
     try:
-        data = response.json()
-    except ValueError:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: `[[[[…` nested past Python's limit
         data = None
     if not isinstance(data, dict):
         data = {}
     if status == 401:
         raise CouponNotIssued("signature refused (HTTP 401): check SOPFLOW_COUPON_SECRET")
+    if 300 <= status < 400:
+        raise CouponNotIssued(
+            f"coupon system answered a redirect (HTTP {status}); set SOPFLOW_COUPON_URL to "
+            "the address it issues coupons at"
+        )
     if status >= 400 or "error" in data:
         error = str(data.get("error") or f"HTTP {status}")[:80]
         raise CouponNotIssued(error if status < 500 else f"coupon system error: {error}")
@@ -137,4 +170,9 @@ def _answer(response: requests.Response) -> IssuedCoupon:
         raise CouponNotIssued("coupon system answer lacks coupon_id, code or expires_at") from None
     if not code or expires.tzinfo is None:
         raise CouponNotIssued("coupon system answer has an empty code or a naive expires_at")
-    return IssuedCoupon(coupon_id[:64], code[:64], expires)
+    if len(coupon_id) > MAX_ID_CHARS or len(code) > MAX_ID_CHARS:
+        # Cut short, the code in the customer's text would not redeem.
+        raise CouponNotIssued(
+            f"coupon system answer has a coupon_id or code over {MAX_ID_CHARS} characters"
+        )
+    return IssuedCoupon(coupon_id, code, expires)

@@ -154,3 +154,15 @@ def raise_for_errcode(method: str, path: str, data: JsonDict, redact: Redact) ->
     if code != OK:
         errmsg = redact(str(data.get("errmsg", "")))
         raise error_for(code, f"{errmsg} [{method} {path}]".lstrip())
+
+
+def required(data: JsonDict, name: str, where: str) -> str:
+    """The answer's `name` as text; an ok answer without it is treated as no answer at all
+    (`ChannelTransient`, no errcode): the call may have acted, so callers reconcile, never resend."""
+    value = data.get(name)
+    if value is None or isinstance(value, dict | list) or not str(value).strip():
+        raise ChannelTransient(
+            f"{where}: WeCom answered ok without a usable `{name}` ({value!r:.40}); "
+            "treated as no answer"
+        )
+    return str(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from channels.errcodes import TOKEN_ERRCODES
-from channels.http import JsonDict, errcode, raise_for_errcode, request_json
+from channels.http import JsonDict, errcode, raise_for_errcode, request_json, required
 from core.errors import ChannelRejected
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ LIMITS: dict[str, tuple[tuple[str, ...], int]] = {
     "file": ((), 20 * 1024 * 1024),
     PICTURE_URL: ((".jpg", ".jpeg", ".png"), 2 * 1024 * 1024),
 }
+IMAGE_HEADS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # a JPEG's and a PNG's first bytes
 CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -215,8 +217,16 @@ class MediaFiles:
 
     def _check(self, path: str, kind: str) -> Path:
         """The file's full path, refused with a clear reason when WeCom would refuse it."""
-        full = Path(path) if Path(path).is_absolute() or self.root is None else self.root / path
         what = f"attachment file {path}"
+        if "\0" in path:
+            raise ChannelRejected(f"attachment file {path!r}: a NUL in its name", errcode=40004)
+        full = Path(path) if Path(path).is_absolute() or self.root is None else self.root / path
+        if self.root is not None and not is_inside(full, self.root):
+            raise ChannelRejected(
+                f"{what}: points outside the SOP folder {self.root} (`..`, an absolute path or a "
+                "link, or a link loop); copy the file into its media/ folder",
+                errcode=40004,
+            )
         try:
             size = full.stat().st_size
         except OSError as error:
@@ -243,14 +253,36 @@ class MediaFiles:
             raise _unreadable(path, error) from None
 
     def _upload(self, kind: str, name: str, data: bytes) -> CachedMedia:
+        if kind in ("image", PICTURE_URL) and not data.startswith(IMAGE_HEADS):
+            raise ChannelRejected(
+                f"attachment file {name}: not really a JPG/PNG image (its first bytes say "
+                "otherwise); re-export it as JPG or PNG",
+                errcode=40004,
+            )
         content_type = CONTENT_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
         files = {"media": (name, data, content_type)}
         if kind == PICTURE_URL:
             answer = upload(self.client, UPLOADIMG, {}, files)
-            return CachedMedia(str(answer["url"]), self.now())
+            return CachedMedia(required(answer, "url", UPLOADIMG), self.now())
         answer = upload(self.client, UPLOAD, {"type": kind}, files)
-        created = float(answer.get("created_at") or self.now())
-        return CachedMedia(str(answer["media_id"]), created)
+        return CachedMedia(required(answer, "media_id", UPLOAD), self._created_at(answer))
+
+    def _created_at(self, answer: JsonDict) -> float:
+        """When WeCom made the media; now when its `created_at` is absent or not a number
+        (the id then counts as fresh for 3 days from now, a little past its true end at worst)."""
+        try:
+            created = float(answer["created_at"])
+        except (KeyError, TypeError, ValueError):
+            return self.now()
+        return created if math.isfinite(created) else self.now()
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether `path`, links followed, is in `root`; a link loop or a bad name is not."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return False
 
 
 def _unreadable(path: str, error: OSError) -> ChannelRejected:

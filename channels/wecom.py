@@ -383,7 +383,10 @@ def _pages(fetch: Callable[..., JsonDict], key: str) -> Iterator[JsonDict]:
     cursor: str | None = None
     while True:
         data = fetch(cursor=cursor)
-        yield from data.get(key) or []
-        cursor = data.get("next_cursor") or None
+        items = data.get(key) or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ChannelTransient(f"WeCom's `{key}` is not a list of objects: {items!r:.60}")
+        yield from items
+        cursor = str(data.get("next_cursor") or "") or None
         if cursor is None:
             return

@@ -12,7 +12,7 @@ from channels.attachments import Attachment, check_attachments
 from channels.base import MassMessage, SendReceipt, check_message
 from channels.http import JsonDict
 from channels.media import MediaFiles, media_files
-from core.errors import ChannelRejected
+from core.errors import ChannelRejected, ChannelTransient, ChannelUnreached
 
 if TYPE_CHECKING:
     from channels.wecom import WeComClient
@@ -56,7 +56,22 @@ def attachment_json(item: Attachment, media: MediaFiles) -> JsonDict:
 
 def attachments_json(attachments: Sequence[Attachment], media: MediaFiles) -> list[JsonDict]:
     """The message's attachments as WeCom's `attachments` list, in order."""
-    return [attachment_json(item, media) for item in attachments]
+    with uploads_before_the_call():
+        return [attachment_json(item, media) for item in attachments]
+
+
+@contextmanager
+def uploads_before_the_call() -> Iterator[None]:
+    """An upload that got no answer raises `ChannelUnreached`: the call the upload was for
+    never left, so its touches are not `sending` (nor a template possibly added)."""
+    try:
+        yield
+    except ChannelTransient as error:
+        if isinstance(error, ChannelUnreached) or error.errcode or error.http_status:
+            raise
+        raise ChannelUnreached(
+            f"not sent: uploading its attachment got no answer ({error}); the next run sends it"
+        ) from None
 
 
 def labelled(error: ChannelRejected) -> ChannelRejected:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from channels.attachments import Attachment, check_attachments
-from channels.http import JsonDict
+from channels.http import JsonDict, required
 from channels.media import media_files
 from channels.wecom import EXTERNALCONTACT, WeComClient
-from channels.wecom_attachments import attachment_json, in_operator_words
+from channels.wecom_attachments import (
+    attachment_json,
+    in_operator_words,
+    uploads_before_the_call,
+)
 
 TEMPLATE = f"{EXTERNALCONTACT}/group_welcome_template"
 
@@ -19,10 +23,11 @@ def template_body(client: WeComClient, text: str, attachment: Attachment | None)
         return body
     check_attachments([attachment])
     media = media_files(client)
-    if attachment.kind == "image" and attachment.path:
-        body["image"] = {"pic_url": media.picture_url(attachment.path)}
-    else:
-        body[attachment.kind] = attachment_json(attachment, media)[attachment.kind]
+    with uploads_before_the_call():
+        if attachment.kind == "image" and attachment.path:
+            body["image"] = {"pic_url": media.picture_url(attachment.path)}
+        else:
+            body[attachment.kind] = attachment_json(attachment, media)[attachment.kind]
     return body
 
 
@@ -33,7 +38,7 @@ def add_template(
     with in_operator_words():
         body = {**template_body(client, text, attachment), "notify": int(notify)}
         data = client._api("POST", f"{TEMPLATE}/add", body)
-    return str(data["template_id"])
+    return required(data, "template_id", "group_welcome_template/add")
 
 
 def edit_template(

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from channels.attachments import Attachment
-from channels.http import JsonDict
+from channels.http import JsonDict, required
 from channels.wecom import EXTERNALCONTACT, WeComClient, _page, _pages
-from core.errors import ChannelRejected
+from core.errors import ChannelRejected, ChannelTransient
 
 # Senders per add_moment_task. UNCONFIRMED: no source settles WeCom's user_list limit; the
 # emulator refuses more than this (channels/emulator/moments.py).
@@ -39,7 +39,7 @@ def add_moment_task(
     if attachments:
         payload["attachments"] = list(attachments)
     data = client._api("POST", f"{EXTERNALCONTACT}/add_moment_task", payload)
-    return str(data["jobid"])
+    return required(data, "jobid", "add_moment_task")
 
 
 def get_moment_task_result(client: WeComClient, jobid: str) -> MomentJobResult:
@@ -47,16 +47,36 @@ def get_moment_task_result(client: WeComClient, jobid: str) -> MomentJobResult:
     data = client._api(
         "GET", f"{EXTERNALCONTACT}/get_moment_task_result", None, query={"jobid": jobid}
     )
+    try:
+        found = _job_result(data)
+    except (AttributeError, TypeError, ValueError):
+        found = None
+    if found is None:
+        raise ChannelTransient(
+            f"get_moment_task_result {jobid}: an answer sopflow cannot read ({data!r:.120}); "
+            "its rows stay `sending` and are polled again"
+        )
+    return found
+
+
+def _job_result(data: JsonDict) -> MomentJobResult | None:
+    """The answer read; None when it is not one sopflow can act on: an unknown status, a
+    sender list that is not a list, or a done job naming no moment (nothing to record it by)."""
     result = data.get("result") or {}
     invalid = (result.get("invalid_sender_list") or {}).get("user_list") or []
     errcode = int(result.get("errcode") or 0)
     status = int(data.get("status") or JOB_RUNNING)
+    if status not in (JOB_RUNNING, JOB_DONE, JOB_FAILED) or not isinstance(invalid, list):
+        return None
     if status == JOB_DONE and errcode:
         status = JOB_FAILED
+    moment_id = str(result.get("moment_id") or "")
+    if status == JOB_DONE and not moment_id:
+        return None
     return MomentJobResult(
         status=status,
-        moment_id=str(result.get("moment_id") or ""),
-        invalid_senders=tuple(str(u) for u in invalid),
+        moment_id=moment_id,
+        invalid_senders=tuple(str(u) for u in invalid if isinstance(u, str | int)),
         errcode=errcode,
         errmsg=str(result.get("errmsg") or ""),
     )

@@ -171,6 +171,10 @@ def _create_task(
     text, attachments = content
     try:
         shaped = moment_attachments(attachments, media_files(client).media_id)
+    except ChannelError as error:  # no task was asked for, whatever became of the upload
+        _count(run, _failed(ids, error, unanswered=False))
+        return
+    try:
         jobid = add_moment_task(client, text, senders, shaped)
     except ChannelError as error:
         _count(run, _failed(ids, error))
@@ -181,9 +185,11 @@ def _create_task(
     _count(run, settle_job(jobid, client, sleep))
 
 
-def _failed(ids: list[int], error: ChannelError) -> Counter[str]:
-    """A refused call (or one that never left) fails its rows; an unanswered one stays `sending`."""
-    status = DeliveryStatus.SENDING if is_unanswered(error) else DeliveryStatus.FAILED
+def _failed(ids: list[int], error: ChannelError, *, unanswered: bool = True) -> Counter[str]:
+    """A refused call (or one that never left) fails its rows; an unanswered add_moment_task
+    (`unanswered`: the error came from it) stays `sending`."""
+    sending = unanswered and is_unanswered(error)
+    status = DeliveryStatus.SENDING if sending else DeliveryStatus.FAILED
     reason = UNANSWERED if status is DeliveryStatus.SENDING else str(error)[:255]
     errcode = None if isinstance(error, ChannelUnreached) else error.errcode
     with session_scope() as session:
@@ -278,7 +284,10 @@ def reconcile(
         _count(run, settle_job(jobid, client, sleep))
     lost = [(i, u, as_utc(t), c) for i, u, msgid, t, c in rows if not msgid]
     if lost:
-        _count(run, _find_lost(lost, client))
+        try:
+            _count(run, _find_lost(lost, client))
+        except ChannelError:  # looked for again next run; never resent meanwhile
+            _count(run, Counter({"sending": len(lost)}))
 
 
 def _find_lost(
@@ -290,8 +299,10 @@ def _find_lost(
     texts = {c for _, _, _, c in lost}
     found: dict[str, str] = {}  # userid -> moment_id
     for moment in iter_moment_list(client, since, utcnow() + dt.timedelta(minutes=1)):
-        if (moment.get("text") or {}).get("content") in texts and moment.get("create_type") == 0:
-            moment_id = str(moment["moment_id"])
+        text = moment.get("text")
+        content = text.get("content") if isinstance(text, dict) else None
+        moment_id = str(moment.get("moment_id") or "")
+        if content in texts and moment.get("create_type") == 0 and moment_id:
             for task in iter_moment_task(client, moment_id):
                 found.setdefault(str(task.get("userid")), moment_id)
     moved: Counter[str] = Counter()

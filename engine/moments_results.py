@@ -148,8 +148,8 @@ def collect_moments(
                     client, moment, now=now, settings=settings, robots=robot_of, remind=remind
                 )
             )
-        except ChannelError as error:
-            totals[f"moments error {error.errcode}"] += 1
+        except ChannelError as error:  # e.g. an answer sopflow cannot read: asked again next time
+            totals[f"moments error {error.errcode or type(error).__name__}"] += 1
     if pending:
         totals["moments"] = len({m.moment_id for m in pending})
     return totals

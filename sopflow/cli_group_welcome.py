@@ -33,7 +33,23 @@ def group_welcome(
     except SopDefinitionError as error:
         fail(f"group welcome not applied:\n{error}")
     except ChannelError as error:
-        fail(f"group welcome not applied, WeCom refused: {error}; fix the file and run it again")
+        fail(_not_applied(error))
     finally:
         channel.close()
     say(str(applied))
+
+
+def _not_applied(error: Exception) -> str:
+    """Why the template was not applied, with what to do: fix the file, wait for WeCom, or look
+    in WeCom first (an add that got no answer may have made a template sopflow does not know)."""
+    from core.errors import ChannelTransient, ChannelUnreached
+
+    if isinstance(error, ChannelUnreached):
+        return f"group welcome not applied, WeCom not reached: {error}; run it again later"
+    if isinstance(error, ChannelTransient):
+        return (
+            f"group welcome not applied, WeCom did not answer ok: {error}; it may have added "
+            "or edited it all the same: check the admin console (客户群 → 入群欢迎语) and delete "
+            "a template sopflow did not record before running it again, else it is added twice"
+        )
+    return f"group welcome not applied, WeCom refused: {error}; fix the file and run it again"

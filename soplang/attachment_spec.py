@@ -23,6 +23,8 @@ def is_url(value: str) -> bool:
 
 def path_problem(value: str) -> str | None:
     """Why a local file reference is refused (outside the SOP folder), or None when it is fine."""
+    if any(ord(ch) < 32 for ch in value):
+        return f"`{value!r}` has a control character; write the file's name as it is on disk"
     if value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":"):
         return (
             f"`{value}` is an absolute path; write a file under the SOP folder, e.g. media/eggs.jpg"

@@ -11,10 +11,12 @@ import yaml
 from pydantic import ValidationError
 
 from channels.attachments import Attachment, attachment_problems
+from channels.media import is_inside
 from core.errors import SopDefinitionError
 from core.settings import get_settings
 from soplang.attachment_spec import MEDIA_DIR, AttachmentSpec, is_url, path_problem
 from soplang.derive_files import NodeReader
+from soplang.lint_attachments import looks_like
 from soplang.problems import Problem
 
 GROUP_WELCOME_FILE = "group-welcome.yaml"
@@ -82,20 +84,35 @@ def _attachment(reader: NodeReader, node: yaml.Node, root: Path) -> Attachment |
         )
     for value in (item.path, item.picture if item.kind != "link" else None):
         if value is not None:
-            _check_picture(reader, node, value, root)
+            _check_picture(reader, _scalar_of(node, value) or node, value, root)
     return item
+
+
+def _scalar_of(node: yaml.Node, value: str) -> yaml.Node | None:
+    """The value's own node under `node` (for its line), or None."""
+    if isinstance(node, yaml.ScalarNode):
+        return node if str(node.value).strip() == value else None
+    if isinstance(node, yaml.MappingNode):
+        return next((found for _, c in node.value if (found := _scalar_of(c, value))), None)
+    return None
 
 
 def _check_picture(reader: NodeReader, node: yaml.Node, value: str, root: Path) -> None:
     problem = path_problem(value)
     if is_url(value):
         problem = f"a group welcome picture is uploaded from a file: put it under {MEDIA_DIR}/, not `{value}`"
+    elif problem is None and not is_inside(root / value, root):
+        problem = f"`{value}` points outside the SOP folder (a link?); copy the file in"
     elif problem is None and not (root / value).is_file():
         problem = f"file `{value}` does not exist in {root}; add it under {MEDIA_DIR}/"
     elif problem is None and (root / value).suffix.lower() not in SUFFIXES:
         problem = f"a picture must be JPG or PNG, not `{value}`"
     elif problem is None and not 5 < (root / value).stat().st_size <= MAX_PICTURE_BYTES:
         problem = f"`{value}` must be more than 5 bytes and at most 2 MB"
+    elif problem is None and not looks_like(root / value, "image"):
+        problem = (
+            f"`{value}` is not really a {(root / value).suffix[1:].upper()} file; re-export it"
+        )
     if problem:
         reader.add(node, problem)
 

@@ -10,6 +10,7 @@ from channels.attachments import (
     MAX_MINIPROGRAM_TITLE_BYTES,
     attachment_problems,
 )
+from channels.media import is_inside
 from core.settings import get_settings
 from soplang.attachment_render import compile_attachments
 from soplang.attachment_spec import MEDIA_DIR, AttachmentSpec, is_template, is_url, path_problem
@@ -111,7 +112,7 @@ def _check_file(parsed: ParsedSop, line: int, value: str, kind: str, root: Path)
         parsed.add(line, problem)
         return
     full = root / value
-    if not full.resolve().is_relative_to(root.resolve()):
+    if not is_inside(full, root):
         parsed.add(line, f"`{value}` points outside the SOP folder (a link?); copy the file in")
         return
     if not full.is_file():
@@ -131,11 +132,11 @@ def _check_file(parsed: ParsedSop, line: int, value: str, kind: str, root: Path)
             f"`{value}` is {size:,} bytes; WeCom takes a {kind} of more than 5 bytes and at most "
             f"{limit // MB} MB",
         )
-    elif kind in ("image", "video") and not _looks_like(full, kind):
+    elif kind in ("image", "video") and not looks_like(full, kind):
         parsed.add(line, f"`{value}` is not really a {full.suffix[1:].upper()} file; re-export it")
 
 
-def _looks_like(path: Path, kind: str) -> bool:
+def looks_like(path: Path, kind: str) -> bool:
     """Whether the file's first bytes are those of a JPEG/PNG image or an MP4 video."""
     with path.open("rb") as file:
         head = file.read(12)

@@ -158,6 +158,8 @@ def test_a_miniprogram_appid_must_be_linked_in_settings(
     ]
     path.write_text(HEAD + card.replace("APPID", "wxbbbb") + BODY, encoding="utf-8")
     assert errors(path) == []
+    monkeypatch.undo()
+    reset_settings()  # later tests read the shipped appids again
 
 
 def test_an_entry_with_two_kinds_is_refused(tmp_path: Path) -> None:
