@@ -145,11 +145,13 @@ class MediaFiles:
         self.now = now
         self.margin = margin
         self.uploads = 0
-        self._lock = threading.Lock()  # one upload at a time per process: no twin uploads
         scope = getattr(self.store, "scope", None)  # a shared store names what it is shared as
         self._scope: Hashable = (
             (scope, client.base_url, client.corp_id) if scope is not None else object()
         )
+        # One upload at a time per store in this process: each dispatch task opens a client of
+        # its own, and tasks starting together would each upload the same file.
+        self._lock = _upload_lock(self._scope) if scope is not None else threading.Lock()
 
     def media_id(self, path: str, kind: str) -> str:
         """A media id for the file at `path` (relative to the SOP folder), uploaded if none fresh."""
@@ -275,6 +277,16 @@ class MediaFiles:
         except (KeyError, TypeError, ValueError):
             return self.now()
         return created if math.isfinite(created) else self.now()
+
+
+_UPLOAD_LOCKS: dict[Hashable, threading.Lock] = {}
+_UPLOAD_LOCKS_GUARD = threading.Lock()
+
+
+def _upload_lock(scope: Hashable) -> threading.Lock:
+    """The process's lock for uploads to the shared store `scope` names."""
+    with _UPLOAD_LOCKS_GUARD:
+        return _UPLOAD_LOCKS.setdefault(scope, threading.Lock())
 
 
 def is_inside(path: Path, root: Path) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from sqlalchemy import event
 
 from channels.emulator import EmulatorConfig, WeComEmulator
 from channels.emulator.media import media_book
-from channels.media import MEDIA_LIFETIME, CachedMedia, use_media_store
+from channels.media import MEDIA_LIFETIME, CachedMedia, MediaFiles, use_media_store
 from channels.wecom import WeComClient
 from models.db import get_engine
 from models.media import MediaUploads
@@ -125,3 +127,26 @@ def _count_opens(path: Path):
 
     sys.addaudithook(hook)  # hooks cannot be removed; this one only counts one test's file
     return lambda: seen[0]
+
+
+def test_dispatch_tasks_starting_together_upload_a_file_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each dispatch task opens a client of its own; tasks of one process share the upload."""
+    (tmp_path / "eggs.jpg").write_bytes(b"\xff\xd8\xff" + b"e" * 200)
+    with WeComEmulator(EmulatorConfig()) as emulator:
+        workers = [WeComClient(emulator.url, "corp", "secret") for _ in range(4)]
+        media = [use_media_store(w, MediaUploads(), root=tmp_path) for w in workers]
+        start = threading.Barrier(len(media))
+
+        def send(files: MediaFiles) -> str:
+            start.wait()
+            return files.media_id("eggs.jpg", "image")
+
+        with ThreadPoolExecutor(len(media)) as pool:
+            ids = set(pool.map(send, [m for m in media if m is not None]))
+        uploads = len(media_book(emulator).uploads)
+        for worker in workers:
+            worker.close()
+
+    assert len(ids) == 1 and uploads == 1
