@@ -266,7 +266,7 @@ def _checked(cursor: sqlite3.Cursor, present: tuple[str, ...], ctx: Context) -> 
     cursor.execute(
         """INSERT INTO temp.stage_order
         SELECT h.grp, h.order_no, m.id, m.customer_id, s.id,
-          strftime('%Y-%m-%d %H:%M:%S', h.placed, d.shift) || '.000000',
+          datetime(h.placed, d.shift) || '.000000',
           coalesce(h.total_fen, t.lines_fen), coalesce(h.saved_fen, 0), h.status,
           length(h.order_no) NOT BETWEEN 1 AND 64 OR trim(h.order_no, :ws) <> h.order_no
           OR length(h.member_no) > 32 OR length(h.store) > 32
