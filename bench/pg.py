@@ -116,6 +116,7 @@ def run(workers: int, day: dt.date, base: str, *, kill: bool = False) -> dict:  
     env = dict(os.environ, SOPFLOW_OCCURRENCE_WORKERS=str(workers))
     if kill:
         env["SOPFLOW_PARTITION_LEASE_SECONDS"] = KILL_LEASE_SECONDS
+    cpu_before = cpu_ticks()
     runners = [spawn("--runner", day.isoformat(), env=env) for _ in range(workers - 1)]
     coordinator = spawn("--coordinator", str(workers), day.isoformat(), env=env)
     killed: list[str] = []
@@ -123,6 +124,7 @@ def run(workers: int, day: dt.date, base: str, *, kill: bool = False) -> dict:  
         threading.Thread(target=kill_mid_occurrence, args=(runners[0], day, killed)).start()
     measured = last_json(coordinator)
     measured["runner_rss"] = [last_json(r).get("rss_mb") for r in runners]
+    measured["cores_busy"] = cores_busy(cpu_before, cpu_ticks())
     measured.update(workers=workers, day=day.isoformat(), killed=killed)
     measured.update(check(day, base))
     print(
@@ -132,6 +134,24 @@ def run(workers: int, day: dt.date, base: str, *, kill: bool = False) -> dict:  
         flush=True,
     )
     return measured
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """The machine's (busy, total) CPU ticks so far, from Linux's /proc/stat (None elsewhere)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cores_busy(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """How many of the machine's cores were busy on average between two `cpu_ticks` (every
+    process: the workers, PostgreSQL, the Prefect server and the emulator)."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
 
 
 def kill_mid_occurrence(victim: subprocess.Popen[str], day: dt.date, killed: list[str]) -> None:
@@ -272,6 +292,8 @@ def report(runs: list[dict], url: str) -> None:  # type: ignore[type-arg]
         )
         for stage, seconds in r["stages"].items():
             print(f"    {stage:<19} {seconds:8.1f} s")
+        if r.get("cores_busy") is not None:
+            print(f"    machine CPU busy    {r['cores_busy']:8.2f} of {os.cpu_count()} cores")
         rss = ", ".join(f"{x:.0f}" for x in r["runner_rss"] if x) or "-"
         print(f"    peak RSS            {r['rss_mb']:8.0f} MB coordinator; runners: {rss} MB")
         print(f"    WeCom calls         {r['calls']:8d}   rows by status: {r['by_status']}")
