@@ -9,8 +9,9 @@ world, the WeCom emulator, a Prefect server and its UI. Then, page by page:
 4. the review report, its chart labels in Chinese, drawn as text by the browser.
 
 Each page is saved as a PNG under reports/screenshots/ and its text is checked; a missing text
-fails the script (exit 1). Needs Debian's chromium (/usr/bin/chromium) and the `ui` extra
-(`pip install -e '.[ui]'`, which `make screenshots` does).
+fails the script (exit 1). Needs Debian's chromium (/usr/bin/chromium) with a CJK font
+(`apt-get install chromium fonts-noto-cjk`; without the font Chinese is drawn as boxes) and the
+`ui` extra (`pip install -e '.[ui]'`, which `make screenshots` does).
 """
 
 from __future__ import annotations
