@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from channels.attachments import Attachment
 from channels.http import JsonDict, required
 from channels.wecom import EXTERNALCONTACT, WeComClient, _page, _pages
+from channels.wecom_attachments import uploads_before_the_call
 from core.errors import ChannelRejected, ChannelTransient
 
 # Senders per add_moment_task. UNCONFIRMED: no source settles WeCom's user_list limit; the
@@ -118,9 +119,9 @@ def moment_attachments(
     shaped: list[JsonDict] = []
     for item in attachments:
         if item.kind in ("image", "video") and item.path:
-            shaped.append(
-                {"msgtype": item.kind, item.kind: {"media_id": media_id(item.path, item.kind)}}
-            )
+            with uploads_before_the_call():
+                uploaded = media_id(item.path, item.kind)
+            shaped.append({"msgtype": item.kind, item.kind: {"media_id": uploaded}})
         elif item.kind == "link" and item.url:
             shaped.append({"msgtype": "link", "link": {"title": item.title or "", "url": item.url}})
         else:

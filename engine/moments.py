@@ -171,10 +171,6 @@ def _create_task(
     text, attachments = content
     try:
         shaped = moment_attachments(attachments, media_files(client).media_id)
-    except ChannelError as error:  # no task was asked for, whatever became of the upload
-        _count(run, _failed(ids, error, unanswered=False))
-        return
-    try:
         jobid = add_moment_task(client, text, senders, shaped)
     except ChannelError as error:
         _count(run, _failed(ids, error))
@@ -185,11 +181,9 @@ def _create_task(
     _count(run, settle_job(jobid, client, sleep))
 
 
-def _failed(ids: list[int], error: ChannelError, *, unanswered: bool = True) -> Counter[str]:
-    """A refused call (or one that never left) fails its rows; an unanswered add_moment_task
-    (`unanswered`: the error came from it) stays `sending`."""
-    sending = unanswered and is_unanswered(error)
-    status = DeliveryStatus.SENDING if sending else DeliveryStatus.FAILED
+def _failed(ids: list[int], error: ChannelError) -> Counter[str]:
+    """A refused call (or one that never left) fails its rows; an unanswered one stays `sending`."""
+    status = DeliveryStatus.SENDING if is_unanswered(error) else DeliveryStatus.FAILED
     reason = UNANSWERED if status is DeliveryStatus.SENDING else str(error)[:255]
     errcode = None if isinstance(error, ChannelUnreached) else error.errcode
     with session_scope() as session:

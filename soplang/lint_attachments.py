@@ -10,7 +10,7 @@ from channels.attachments import (
     MAX_MINIPROGRAM_TITLE_BYTES,
     attachment_problems,
 )
-from channels.media import is_inside
+from channels.media import IMAGE_HEADS, is_inside
 from core.settings import get_settings
 from soplang.attachment_render import compile_attachments
 from soplang.attachment_spec import MEDIA_DIR, AttachmentSpec, is_template, is_url, path_problem
@@ -141,7 +141,7 @@ def looks_like(path: Path, kind: str) -> bool:
     with path.open("rb") as file:
         head = file.read(12)
     if kind == "image":
-        return head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"))
+        return head.startswith(IMAGE_HEADS)
     return head[4:8] == b"ftyp"
 
 
