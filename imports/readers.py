@@ -148,25 +148,39 @@ def _csv_rows(source: Source) -> Iterator[Record]:
 
 
 def _jsonl_rows(source: Source) -> Iterator[Record]:
-    header_done = False
+    """The header (keys of the first object) first, then each line's row or why it is unreadable;
+    lines unreadable before the first object wait for the header, which callers take first."""
+    waiting: list[Record] | None = []  # None once the header is out
     for number, text in enumerate(_text_lines(source), start=1):
         if not text.strip():
             continue
-        if len(text) > MAX_CELL_BYTES * 10:
-            yield Record(number, error=f"a line of {len(text):,} characters is too long")
+        record = _jsonl_record(number, text)
+        if waiting is not None and record.error is not None:
+            waiting.append(record)
             continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            yield Record(number, error=f"not JSON ({error.msg} at column {error.colno})")
-            continue
-        if not isinstance(value, dict):
-            yield Record(number, error="each line must be one JSON object {…}")
-            continue
-        if not header_done:
-            header_done = True
-            yield Record(0, dict.fromkeys(value, ""))  # keys of the first object as the header
-        yield Record(number, {str(k): v for k, v in value.items()})
+        if waiting is not None:
+            yield Record(0, dict.fromkeys(record.cells, ""))
+            yield from waiting
+            waiting = None
+        yield record
+    if waiting is not None:
+        yield Record(0, {})
+        yield from waiting
+
+
+def _jsonl_record(number: int, text: str) -> Record:
+    """One line of JSON Lines as a row, or why it is not one."""
+    if len(text) > MAX_CELL_BYTES * 10:
+        return Record(number, error=f"a line of {len(text):,} characters is too long")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return Record(number, error=f"not JSON ({error.msg} at column {error.colno})")
+    except RecursionError:  # `[[[[…` nested deeper than Python's parser goes
+        return Record(number, error="JSON nested too deep; each line must be one flat object {…}")
+    if not isinstance(value, dict):
+        return Record(number, error="each line must be one JSON object {…}")
+    return Record(number, {str(k): v for k, v in value.items()})
 
 
 def _open_xlsx(path: Path, size: int) -> tuple[Source, Iterator[Record]]:

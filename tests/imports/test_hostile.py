@@ -31,6 +31,7 @@ CASES = {
     "old.xls": (lambda p: p.write_bytes(b"\xd0\xcf\x11\xe0"), "save it as .xlsx or CSV"),
     "notes.pdf": (lambda p: p.write_bytes(b"%PDF-1.4"), "unknown file type .pdf"),
     "empty.csv": (lambda p: p.write_text(""), "the file is empty"),
+    "deep.jsonl": (lambda p: p.write_text("[" * 50_000 + "]" * 50_000 + "\n"), "nested too deep"),
     "huge-cell.csv": (
         lambda p: p.write_text("code,name,city\nS1," + "x" * 200_000 + ",北京\n"),
         "field larger than field limit",
@@ -61,4 +62,15 @@ def test_a_long_cell_is_a_row_error_and_the_other_rows_are_still_checked(
     result = run("stores", path)
     assert [p.split(": error: ")[0] for p in result.problems] == [f"{path}:2", f"{path}:3"]
     assert "5000 characters long" in result.problems[0] or "5,000 characters" in result.problems[0]
+    assert not result.written
+
+
+def test_an_unreadable_first_json_line_is_reported_not_taken_for_the_header(
+    database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "stores.jsonl"
+    path.write_text('not json\n{"code": "S1", "name": "一店", "city": "北京"}\n', "utf-8")
+    result = run("stores", path)
+    assert [p.split(": error: ")[0] for p in result.problems] == [f"{path}:1"]
+    assert "not JSON" in result.problems[0]
     assert not result.written
