@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Integer, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -132,7 +132,8 @@ def values_insert_returning(
     """`insert_returning` in multi-row INSERT … VALUES statements.
 
     Values go to the driver as they are once each column type has bound them (a batch shares its
-    timestamps, so each distinct value is bound once): no per-row work in SQLAlchemy.
+    timestamps, so each distinct value is bound once): no per-row work in SQLAlchemy. On SQLite
+    the new rows' ids are counted, not returned (`_numbered`).
     """
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
@@ -140,7 +141,10 @@ def values_insert_returning(
     placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
     values = "(" + ", ".join([placeholder] * len(columns)) + ")"
     head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
-    tail = f" ON CONFLICT DO NOTHING RETURNING {', '.join(quote(c) for c in returning)}"
+    numbered = dialect.name == "sqlite" and _counts_ids(table, columns, returning)
+    tail = " ON CONFLICT DO NOTHING"
+    if not numbered:
+        tail += f" RETURNING {', '.join(quote(c) for c in returning)}"
     found: list[tuple[Any, ...]] = []
     for part in chunked(rows, max(1, 3 * IN_LIMIT // len(columns))):
         params: list[Any] = []
@@ -150,8 +154,71 @@ def values_insert_returning(
                 bound[i] = bind(bound[i])
             params.extend(bound)
         statement = head + ", ".join([values] * len(part)) + tail
-        found += connection.exec_driver_sql(statement, tuple(params)).tuples().all()
+        result = connection.exec_driver_sql(statement, tuple(params))
+        if numbered:
+            found += _numbered(connection, table, columns, part, returning, result)
+        else:
+            found += result.tuples().all()
     return found
+
+
+def _counts_ids(table: Table, columns: Sequence[str], returning: Sequence[str]) -> bool:
+    """Whether `_numbered` can answer for `returning`: the table's key is SQLite's rowid (one
+    INTEGER PRIMARY KEY column, given by SQLite) and every other column asked for was inserted."""
+    key = list(table.primary_key.columns)
+    return (
+        len(key) == 1
+        and key[0].name not in columns
+        and isinstance(key[0].type, Integer)
+        and all(name == key[0].name or name in columns for name in returning)
+    )
+
+
+def _numbered(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    returning: Sequence[str],
+    result: Any,
+) -> list[tuple[Any, ...]]:
+    """The `returning` values of the rows a SQLite INSERT … ON CONFLICT DO NOTHING just wrote.
+
+    RETURNING hands rows back one `sqlite3_step` at a time, and Python's sqlite3 module lets go
+    of the GIL around each, so with another thread busy in Python every row waits for its turn
+    (10^5 rows beside a thread spinning in Python: 7x the time of the same INSERT without
+    RETURNING, and a batch's INSERT in `make bench` always has such a neighbour). Instead:
+    SQLite numbers new rows one above the largest id, in VALUES order, and the write lock this
+    INSERT took keeps anyone else from numbering in between, so the new ids are the `inserted`
+    ones ending at the last. A count of the ids from the first up proves it (SQLite numbers at
+    random only once some row holds the largest possible id); when some rows already existed,
+    the new ones are read back by id.
+    """
+    inserted, last = int(result.rowcount), result.lastrowid
+    if inserted <= 0:
+        return []
+    key = table.primary_key.columns.values()[0].name
+    quote = connection.dialect.identifier_preparer.quote
+    first = last - inserted + 1
+    where = f" FROM {quote(table.name)} WHERE {quote(key)} >= ?"
+    counted, top = connection.exec_driver_sql(
+        f"SELECT count(*), max({quote(key)})" + where, (first,)
+    ).one()
+    if (counted, top) != (inserted, last):
+        raise RuntimeError(
+            f"{table.name}: SQLite did not number the {inserted} new rows from {first} to {last}"
+            " (a row holds the largest possible id?); their ids cannot be told"
+        )
+    if inserted < len(rows):  # some keys existed already: which rows are new is read back
+        asked = ", ".join(quote(name) for name in returning)
+        statement = f"SELECT {asked}" + where + f" ORDER BY {quote(key)}"
+        return list(connection.exec_driver_sql(statement, (first,)).tuples())
+    at = {name: i for i, name in enumerate(columns)}
+    picks = [at.get(name) for name in returning]
+    return [
+        tuple(id_ if i is None else row[i] for i in picks)
+        for id_, row in zip(range(first, last + 1), rows, strict=True)
+    ]
 
 
 def column_binders(table: Table, columns: Sequence[str], dialect: Any) -> list[tuple[int, Any]]:
