@@ -89,7 +89,11 @@ def send_occurrence(plan: OccurrencePlan, *, now: dt.datetime) -> tuple[dict[str
         # Per sender over the whole occurrence: one WeCom task per staff member and text.
         buckets = plan_dispatch(key, now)
         senders = dispatch_senders.map(
-            unmapped(key), unmapped(plan.chat_type), buckets, unmapped(now)
+            unmapped(key),
+            unmapped(plan.chat_type),
+            [bucket.senders for bucket in buckets],
+            unmapped(now),
+            [opaque(bucket.ids) for bucket in buckets],
         )
         results, errors = gather(senders)
         for result in results:

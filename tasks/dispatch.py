@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -16,7 +17,7 @@ from channels.base import Channel
 from channels.media import use_media_store
 from core.errors import ChannelTransient
 from core.settings import get_settings
-from engine.dispatch import DispatchResult, dispatch_plan, send_pending
+from engine.dispatch import DispatchBucket, DispatchResult, dispatch_plan, send_pending
 from engine.timing import timed
 from models.deliveries import Occurrence
 from models.media import MediaUploads
@@ -73,7 +74,7 @@ def open_channel() -> Iterator[Channel]:
 @task(name="plan-dispatch", cache_policy=NO_CACHE)
 def plan_dispatch(
     occurrence: Occurrence, now: dt.datetime, rows_per_bucket: int = 300_000
-) -> list[list[str]]:
+) -> list[DispatchBucket]:
     """Split the occurrence's senders into dispatch batches, so each staff member gets one
     mass-message task per distinct text for the whole occurrence, not one per audience batch."""
     return dispatch_plan(occurrence, now=now, rows_per_bucket=rows_per_bucket)
@@ -81,8 +82,13 @@ def plan_dispatch(
 
 @task(name="dispatch-senders", **SENDING_TASK)
 def dispatch_senders(
-    occurrence: Occurrence, chat_type: str, senders: list[str], now: dt.datetime
+    occurrence: Occurrence,
+    chat_type: str,
+    senders: list[str],
+    now: dt.datetime,
+    ids: array[int] | None = None,
 ) -> DispatchResult:
-    """Send every rendered row of these senders for the occurrence and record each outcome."""
+    """Send every rendered row of these senders for the occurrence (the rows `ids`, when the
+    plan read them already) and record each outcome."""
     with open_channel() as channel:
-        return send_pending(channel, occurrence, chat_type, senders, now=now)
+        return send_pending(channel, occurrence, chat_type, senders, now=now, ids=ids)

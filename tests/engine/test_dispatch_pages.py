@@ -6,12 +6,17 @@ import datetime as dt
 from collections import Counter
 from pathlib import Path
 
+from sqlalchemy import update
+from sqlmodel import col
+
 from channels.base import MassMessage, SendReceipt
 from channels.outbox import OutboxChannel
 from core.clock import at_local
 from engine.compose import Composed, Rendered
-from engine.dispatch import send_pending, whole_calls
+from engine.dispatch import dispatch_plan, send_pending, whole_calls
 from engine.plan import plan_customers
+from models.db import session_scope
+from models.people import Customer
 from tests.factories import (
     add_customers,
     audience_of,
@@ -73,3 +78,48 @@ def test_a_text_over_the_call_limit_is_cut_only_at_the_limit() -> None:
 
     # Calls of 3, 3 and 1 rows for sender a, then b's: a segment ends only after a whole call.
     assert [[t.delivery_id for t in s] for s in segments] == [[0, 1, 2, 3, 4, 5], [6, 7]]
+
+
+def test_the_plan_reads_the_waiting_rows_once_and_hands_each_bucket_its_ids_in_call_order(
+    database_url: str, tmp_path: Path
+) -> None:
+    make_world(DAY, database_url)
+    for first in range(0, 20, 2):
+        add_customers(1, first=first)
+        add_customers(1, first=first + 1, owner="lina.sh01")
+    orphans = add_customers(2, first=40)
+    with session_scope() as session:  # their advisor left: nobody to send their rows
+        session.execute(
+            update(Customer).where(col(Customer.id).in_(orphans)).values(owner_staff_id=None)
+        )
+    spec = customer_sop()
+    customers = audience_of(spec)
+    rendered = Rendered(texts={c.id: TEXTS[i % 3] for i, c in enumerate(customers)})
+    occurrence = occurrence_of(spec, DAY)
+    plan_customers(spec, occurrence, customers, now=MORNING, rendered=rendered)
+    rows = {r.id: r for r in deliveries()}
+
+    buckets = dispatch_plan(occurrence, now=MORNING, rows_per_bucket=5)
+
+    # A sender is never split, whatever the bucket size; senders in order, each sender's ids
+    # by text (Message), then id: the order of its calls.
+    assert [b.senders for b in buckets] == [["lina.sh01"], ["zhangwei.bj01"]]
+    for bucket in buckets:
+        ids = list(bucket.ids)
+        assert {rows[i].sender for i in ids} == set(bucket.senders)
+        assert ids == sorted(ids, key=lambda i: (rows[i].message_id, i)) and len(ids) == 10
+    # The bucket's ids are what it sends; a row sent since (a retry, another run) is not resent.
+    channel = CountingOutbox(tmp_path)
+    first = send_pending(
+        channel, occurrence, "single", ["lina.sh01"], now=MORNING, ids=buckets[0].ids
+    )
+    again = send_pending(
+        channel, occurrence, "single", ["lina.sh01"], now=MORNING, ids=buckets[0].ids
+    )
+    assert (first.calls, again.calls) == (3, 0) and len(channel.calls) == 3
+    statuses = Counter((r.sender, r.status) for r in deliveries())
+    assert statuses == {
+        ("lina.sh01", "sent"): 10,
+        ("zhangwei.bj01", "planned"): 10,
+        (None, "planned"): 2,
+    }
