@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 STAGES = ("audience", "guards", "record", "render", "dispatch")
 _spent: defaultdict[str, float] = defaultdict(float)
+_spans: dict[str, tuple[float, float]] = {}  # stage -> (first start, last end), perf_counter
 _lock = threading.Lock()
 
 
@@ -22,9 +23,11 @@ def timed(stage: str) -> Iterator[None]:
     try:
         yield
     finally:
-        elapsed = time.perf_counter() - started
+        ended = time.perf_counter()
         with _lock:
-            _spent[stage] += elapsed
+            _spent[stage] += ended - started
+            first, last = _spans.get(stage, (started, ended))
+            _spans[stage] = (min(first, started), max(last, ended))
 
 
 def spent() -> dict[str, float]:
@@ -33,9 +36,16 @@ def spent() -> dict[str, float]:
         return {stage: _spent.get(stage, 0.0) for stage in STAGES}
 
 
+def spans(since: float) -> dict[str, tuple[float, float]]:
+    """When each stage first started and last ended, in seconds after `since` (a perf_counter)."""
+    with _lock:
+        return {stage: (first - since, last - since) for stage, (first, last) in _spans.items()}
+
+
 def reset() -> None:
     with _lock:
         _spent.clear()
+        _spans.clear()
 
 
 _gc_pauses = 0
