@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col
@@ -16,6 +17,7 @@ from engine.compose import Composed, Rendered
 from engine.dispatch import dispatch_plan, send_pending, whole_calls
 from engine.plan import plan_customers
 from models.db import session_scope
+from models.deliveries import Occurrence
 from models.people import Customer
 from tests.factories import (
     add_customers,
@@ -43,19 +45,31 @@ class CountingOutbox(OutboxChannel):
         return super().send_mass(message)
 
 
-def test_a_bucket_read_in_pages_of_three_rows_sends_each_sender_and_text_in_one_call(
-    database_url: str, tmp_path: Path
-) -> None:
-    make_world(DAY, database_url)
-    # Two staff members' customers interleaved by id, three texts in turn: no page holds a call.
+def recorded_occurrence(url: str, *, orphans: int = 0) -> tuple[Occurrence, list[Any]]:
+    """Two staff members' customers interleaved by id, three texts in turn (no page of three
+    rows holds a call), recorded; `orphans` more customers whose advisor left (no sender)."""
+    make_world(DAY, url)
     for first in range(0, 20, 2):
         add_customers(1, first=first)
         add_customers(1, first=first + 1, owner="lina.sh01")
+    if orphans:
+        ids = add_customers(orphans, first=40)
+        with session_scope() as session:
+            session.execute(
+                update(Customer).where(col(Customer.id).in_(ids)).values(owner_staff_id=None)
+            )
     spec = customer_sop()
     customers = audience_of(spec)
     rendered = Rendered(texts={c.id: TEXTS[i % 3] for i, c in enumerate(customers)})
     occurrence = occurrence_of(spec, DAY)
     plan_customers(spec, occurrence, customers, now=MORNING, rendered=rendered)
+    return occurrence, customers
+
+
+def test_a_bucket_read_in_pages_of_three_rows_sends_each_sender_and_text_in_one_call(
+    database_url: str, tmp_path: Path
+) -> None:
+    occurrence, customers = recorded_occurrence(database_url)
     channel = CountingOutbox(tmp_path)
 
     result = send_pending(
@@ -83,20 +97,7 @@ def test_a_text_over_the_call_limit_is_cut_only_at_the_limit() -> None:
 def test_the_plan_reads_the_waiting_rows_once_and_hands_each_bucket_its_ids_in_call_order(
     database_url: str, tmp_path: Path
 ) -> None:
-    make_world(DAY, database_url)
-    for first in range(0, 20, 2):
-        add_customers(1, first=first)
-        add_customers(1, first=first + 1, owner="lina.sh01")
-    orphans = add_customers(2, first=40)
-    with session_scope() as session:  # their advisor left: nobody to send their rows
-        session.execute(
-            update(Customer).where(col(Customer.id).in_(orphans)).values(owner_staff_id=None)
-        )
-    spec = customer_sop()
-    customers = audience_of(spec)
-    rendered = Rendered(texts={c.id: TEXTS[i % 3] for i, c in enumerate(customers)})
-    occurrence = occurrence_of(spec, DAY)
-    plan_customers(spec, occurrence, customers, now=MORNING, rendered=rendered)
+    occurrence, _ = recorded_occurrence(database_url, orphans=2)
     rows = {r.id: r for r in deliveries()}
 
     buckets = dispatch_plan(occurrence, now=MORNING, rows_per_bucket=5)
