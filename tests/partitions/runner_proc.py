@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 from engine.partitions import settled
 from flows.partition_runner import partition_runner
@@ -15,6 +17,7 @@ def main(phases: str) -> int:
     """Started before the occurrence exists (importing Prefect takes seconds): reads the work's
     id from stdin, then runs each of `phases` (`prepare,dispatch`) until its partitions are all
     done; dispatch waits for the test to open it, as the occurrence's run would."""
+    Path(os.environ["SOPFLOW_RUNNER_READY"]).touch()  # imports done: the test may start the race
     work_id = int(sys.stdin.readline())
     for kind in phases.split(","):
         while kind == DISPATCH and not _phase_is(work_id, DISPATCH):

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -184,19 +185,32 @@ def open_dispatch(work_id: int, key: Occurrence, runners: int) -> int:
     return planned
 
 
-def runner(phases: str) -> subprocess.Popen[bytes]:
+def runner(phases: str, folder: Path) -> subprocess.Popen[bytes]:
     """A worker process running `tests/partitions/runner_proc.py` against the same databases and
     emulator (the settings are in the environment); `go` tells it the occurrence's work."""
-    env = dict(os.environ, PREFECT_LOGGING_LEVEL="WARNING")
-    return subprocess.Popen(
+    ready = Path(tempfile.mkdtemp(prefix="runner-", dir=folder)) / "ready"
+    env = dict(os.environ, PREFECT_LOGGING_LEVEL="WARNING", SOPFLOW_RUNNER_READY=str(ready))
+    process = subprocess.Popen(
         [sys.executable, "-m", "tests.partitions.runner_proc", phases],
         cwd=PROJECT_ROOT,
         env=env,
         stdin=subprocess.PIPE,
     )
+    _ready[process.pid] = ready
+    return process
 
 
-def go(process: subprocess.Popen[bytes], work_id: int) -> None:
+_ready: dict[int, Path] = {}  # worker pid -> the file it creates once its imports are done
+
+
+def go(process: subprocess.Popen[bytes], work_id: int, timeout: float = 120) -> None:
+    """Give the worker the occurrence's work once it is ready: a worker still importing Prefect
+    (seconds, longer under load) would leave every partition of a race to the other one."""
+    deadline = time.monotonic() + timeout
+    while not _ready[process.pid].exists():
+        assert process.poll() is None, f"the worker exited with {process.returncode} at start"
+        assert time.monotonic() < deadline, "the worker was not ready in time"
+        time.sleep(0.1)
     assert process.stdin is not None
     process.stdin.write(f"{work_id}\n".encode())
     process.stdin.close()
@@ -214,7 +228,7 @@ def test_two_worker_processes_race_one_occurrence_and_reach_every_recipient_once
     monkeypatch.setenv("SOPFLOW_BATCH_SIZE", "250")
     with WeComEmulator() as emulator:
         use_emulator(emulator, monkeypatch)
-        workers = [runner("prepare,dispatch") for _ in range(2)]
+        workers = [runner("prepare,dispatch", tmp_path) for _ in range(2)]
         shared_world(postgres_url, tmp_path, monkeypatch, 3000)
         work_id, key = share_occurrence(2)
         for worker in workers:
@@ -252,7 +266,7 @@ def test_a_killed_worker_s_partitions_are_finished_by_the_other_after_its_lease_
     monkeypatch.setenv("WECOM_READ_TIMEOUT", "1.5")
     with WeComEmulator() as emulator:
         use_emulator(emulator, monkeypatch)
-        doomed, survivor = runner("dispatch"), runner("dispatch")
+        doomed, survivor = runner("dispatch", tmp_path), runner("dispatch", tmp_path)
         shared_world(postgres_url, tmp_path, monkeypatch, 1000)
         work_id, key = share_occurrence(1)
         partition_runner(work_id, PREPARE, until_done=True)
