@@ -141,9 +141,9 @@ def values_insert_returning(
     placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
     values = "(" + ", ".join([placeholder] * len(columns)) + ")"
     head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
-    numbered = dialect.name == "sqlite" and _counts_ids(table, columns, returning)
+    rowid = _rowid_key(table, columns, returning) if dialect.name == "sqlite" else None
     tail = " ON CONFLICT DO NOTHING"
-    if not numbered:
+    if rowid is None:
         tail += f" RETURNING {', '.join(quote(c) for c in returning)}"
     found: list[tuple[Any, ...]] = []
     for part in chunked(rows, max(1, 3 * IN_LIMIT // len(columns))):
@@ -155,28 +155,31 @@ def values_insert_returning(
             params.extend(bound)
         statement = head + ", ".join([values] * len(part)) + tail
         result = connection.exec_driver_sql(statement, tuple(params))
-        if numbered:
-            found += _numbered(connection, table, columns, part, returning, result)
+        if rowid is not None:
+            found += _numbered(connection, table, rowid, columns, part, returning, result)
         else:
             found += result.tuples().all()
     return found
 
 
-def _counts_ids(table: Table, columns: Sequence[str], returning: Sequence[str]) -> bool:
-    """Whether `_numbered` can answer for `returning`: the table's key is SQLite's rowid (one
+def _rowid_key(table: Table, columns: Sequence[str], returning: Sequence[str]) -> str | None:
+    """The table's key when `_numbered` can answer for `returning`: it is SQLite's rowid (one
     INTEGER PRIMARY KEY column, given by SQLite) and every other column asked for was inserted."""
     key = list(table.primary_key.columns)
-    return (
+    if (
         len(key) == 1
         and key[0].name not in columns
         and isinstance(key[0].type, Integer)
         and all(name == key[0].name or name in columns for name in returning)
-    )
+    ):
+        return str(key[0].name)
+    return None
 
 
 def _numbered(
     connection: Connection,
     table: Table,
+    key: str,
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     returning: Sequence[str],
@@ -197,7 +200,6 @@ def _numbered(
     inserted, last = int(result.rowcount), result.lastrowid
     if inserted <= 0:
         return []
-    key = table.primary_key.columns.values()[0].name
     quote = connection.dialect.identifier_preparer.quote
     first = last - inserted + 1
     where = f" FROM {quote(table.name)} WHERE {quote(key)} >= ?"
